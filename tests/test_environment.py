@@ -1,0 +1,78 @@
+"""The pinned stack: constraints.txt (used by make) and environment.yml agree."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = (
+    "torch",
+    "numpy",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "jupyter-book",
+    "sphinx",
+    "sphinx-exercise",
+    "myst-nb",
+    "papermill",
+    "nbclient",
+)
+
+
+def normalize(name: str) -> str:
+    """Return a package name in PyPI's canonical form."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_pins(lines: list[str]) -> dict[str, str]:
+    """Parse ``name==version`` lines into a dict keyed by canonical name."""
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[normalize(name)] = version.strip()
+    return pins
+
+
+def make_environment_pins() -> dict[str, str]:
+    """Return the pip pins of environment.yml."""
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_lists = [
+        item["pip"] for item in environment["dependencies"] if isinstance(item, dict)
+    ]
+    return read_pins(pip_lists[0])
+
+
+def test_constraints_pin_torch_exactly():
+    pins = read_pins((ROOT / "constraints.txt").read_text().splitlines())
+    assert pins["torch"] == "2.13.0"
+
+
+@pytest.mark.parametrize("package", STACK)
+def test_stack_is_pinned_in_both_files(package):
+    constraints = read_pins((ROOT / "constraints.txt").read_text().splitlines())
+    environment = make_environment_pins()
+    assert package in constraints, f"{package} is not pinned in constraints.txt"
+    assert package in environment, f"{package} is not listed in environment.yml"
+
+
+def test_environment_matches_constraints():
+    constraints = read_pins((ROOT / "constraints.txt").read_text().splitlines())
+    drift = {
+        name: (version, constraints.get(name))
+        for name, version in make_environment_pins().items()
+        if constraints.get(name) != version
+    }
+    assert not drift, f"environment.yml and constraints.txt disagree: {drift}"
+
+
+def test_project_dependencies_are_pinned():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    constraints = read_pins((ROOT / "constraints.txt").read_text().splitlines())
+    names = re.findall(r'^\s+"([A-Za-z0-9_.\-]+)[<>=!~ ]', pyproject, re.MULTILINE)
+    missing = [name for name in names if normalize(name) not in constraints]
+    assert not missing, f"dependencies without a pin in constraints.txt: {missing}"

@@ -1,0 +1,9 @@
+"""wdcore: model-invariant weight distribution descriptors of neural networks.
+
+The package behind the book that accompanies Eilertsen, Jönsson, Unger and
+Ynnerman, *Model-invariant Weight Distribution Descriptors for Visual
+Exploration of Neural Networks en Masse* (EuroVis 2024). Each public function
+points to the chapter that derives it.
+"""
+
+__version__ = "0.1.0"
