@@ -1,0 +1,589 @@
+"""Tests of wdcore.zoo: sampling, training, storage, resume and errors."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from wdcore import zoo as zoo_module
+from wdcore.architectures import FIXED_ARCHITECTURE
+from wdcore.data import DATASETS
+from wdcore.zoo import (
+    BATCH_SIZES,
+    N_SNAPSHOTS,
+    OPTIMIZERS,
+    CorruptZooFileError,
+    StaleZooFileError,
+    ZooWarning,
+    check_config,
+    default_configs,
+    load_zoo,
+    main_train,
+    model_id,
+    sample_configs,
+    train_network,
+    train_zoo,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_KEYS = {
+    "space",
+    "dataset",
+    "learning_rate",
+    "batch_size",
+    "augmentation",
+    "optimizer",
+    "activation",
+    "initialization",
+    "seed",
+    "n_epochs",
+    "input_size",
+    "architecture",
+}
+TINY_ARCHITECTURE = {
+    **FIXED_ARCHITECTURE,
+    "conv_channels": [4, 8, 8],
+    "fc_units": [16, 16],
+}
+# Arguments of the command line runs: tiny networks that train in a fraction of
+# a second each.
+CLI_ARGS = ["--n", "6", "--seed", "5", "--epochs", "1", "--input-size", "8"]
+
+
+def make_config(**changes):
+    """A tiny hand-written configuration (8 x 8 inputs, 1 epoch)."""
+    config = {
+        "dataset": "faces",
+        "learning_rate": 0.003,
+        "batch_size": 64,
+        "augmentation": True,
+        "optimizer": "adam",
+        "activation": "relu",
+        "initialization": "glorot_normal",
+        "seed": 7,
+        "n_epochs": 1,
+        "input_size": 8,
+    }
+    return {**config, **changes}
+
+
+def make_tiny_configs(n, *, seed=0, space="fixed"):
+    """Sampled configurations shrunk to 8 x 8 inputs and one epoch."""
+    return sample_configs(n, space=space, random_state=seed, n_epochs=1, input_size=8)
+
+
+def check_same_state_dicts(first, second):
+    """Assert two state dicts hold bitwise-identical tensors in the same order."""
+    assert list(first) == list(second)
+    for key in first:
+        assert first[key].dtype == second[key].dtype, key
+        assert torch.equal(first[key], second[key]), key
+
+
+def file_fingerprints(directory):
+    """Modification time and SHA-256 of every model file of a directory."""
+    return {
+        path.name: (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).digest())
+        for path in Path(directory).glob("*.safetensors")
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo of three fixed and one varied tiny networks, trained once."""
+    directory = tmp_path_factory.mktemp("zoo")
+    configs = make_tiny_configs(3, seed=1) + make_tiny_configs(
+        1, seed=2, space="varied"
+    )
+    return configs, train_zoo(configs, directory)
+
+
+# Sampling and configurations
+
+
+@pytest.mark.parametrize("space", ["fixed", "varied"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_configs_draws_the_paper_hyperparameters(space, seed):
+    configs = sample_configs(30, space=space, random_state=seed)
+
+    assert len(configs) == 30
+    for config in configs:
+        assert set(config) == CONFIG_KEYS
+        assert config["space"] == space
+        assert 0.0002 <= config["learning_rate"] <= 0.005
+        assert config["batch_size"] in BATCH_SIZES
+        assert config["optimizer"] in OPTIMIZERS
+        assert config["n_epochs"] == zoo_module.DEFAULT_N_EPOCHS[config["dataset"]]
+        assert check_config(config) == config
+    assert sorted(c["dataset"] for c in configs) == sorted(list(DATASETS) * 10)
+    assert len({c["seed"] for c in configs}) == 30
+    assert configs == sample_configs(30, space=space, random_state=seed)
+    assert configs != sample_configs(30, space=space, random_state=seed + 10)
+
+
+def test_sample_configs_architectures():
+    fixed = sample_configs(5, random_state=0)
+    varied = sample_configs(20, space="varied", random_state=0)
+
+    assert all(c["architecture"] == FIXED_ARCHITECTURE for c in fixed)
+    assert len({json.dumps(c["architecture"]) for c in varied}) > 5
+    assert sample_configs(0, random_state=0) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n": -1}, "n=-1 is not valid"),
+        ({"n": 2.0}, r"n=2.0 is not valid"),
+        ({"n": 2, "space": "main"}, "space='main' is not valid"),
+    ],
+)
+def test_sample_configs_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sample_configs(**kwargs)
+
+
+def test_check_config_fills_defaults_of_a_hand_written_config():
+    config = make_config()
+    del config["n_epochs"], config["input_size"]
+    checked = check_config(config)
+
+    assert set(checked) == CONFIG_KEYS
+    assert checked["space"] == "fixed"
+    assert checked["architecture"] == FIXED_ARCHITECTURE
+    assert checked["n_epochs"] == zoo_module.DEFAULT_N_EPOCHS["faces"]
+    assert checked["input_size"] == 16
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"dataset": "cifar10"}, ValueError, r"config\['dataset'\]='cifar10'"),
+        ({"optimizer": "adagrad"}, ValueError, r"config\['optimizer'\]='adagrad'"),
+        ({"activation": "gelu"}, ValueError, r"config\['activation'\]='gelu'"),
+        ({"initialization": "he"}, ValueError, r"config\['initialization'\]='he'"),
+        ({"batch_size": 100}, ValueError, r"config\['batch_size'\]=100 .* \(32, 64"),
+        ({"batch_size": True}, ValueError, r"config\['batch_size'\]=True"),
+        ({"space": "main"}, ValueError, r"config\['space'\]='main'"),
+        ({"learning_rate": -0.1}, ValueError, r"config\['learning_rate'\]=-0.1"),
+        ({"learning_rate": "0.1"}, ValueError, r"config\['learning_rate'\]='0.1'"),
+        ({"augmentation": "yes"}, TypeError, r"config\['augmentation'\]='yes'"),
+        ({"seed": -3}, ValueError, r"config\['seed'\]=-3 .* >= 0"),
+        ({"seed": 1.5}, TypeError, r"config\['seed'\]=1.5 .* an int"),
+        ({"n_epochs": 0}, ValueError, r"config\['n_epochs'\]=0 .* >= 1"),
+        ({"input_size": 2}, ValueError, r"config\['input_size'\]=2 .* >= 4"),
+        ({"lr": 0.1}, ValueError, r"unknown keys \['lr'\]"),
+        (
+            {"architecture": {**FIXED_ARCHITECTURE, "kernel_size": 3}},
+            ValueError,
+            "differs from the fixed architecture",
+        ),
+        ({"space": "varied"}, ValueError, r"config\['architecture'\] is missing"),
+        (
+            {"architecture": {**FIXED_ARCHITECTURE, "dropout": 2}},
+            ValueError,
+            r"architecture\['dropout'\]=2",
+        ),
+    ],
+)
+def test_check_config_rejects_bad_entries(changes, error, match):
+    with pytest.raises(error, match=match):
+        check_config(make_config(**changes))
+
+
+def test_check_config_rejects_missing_keys_and_non_dicts():
+    config = make_config()
+    del config["seed"]
+    with pytest.raises(ValueError, match=r"missing keys \['seed'\]"):
+        check_config(config)
+    with pytest.raises(TypeError, match="config=.* is not a dict"):
+        check_config([("dataset", "digits")])
+
+
+def test_model_id_is_canonical():
+    config = make_config()
+    explicit = check_config(config)
+
+    assert model_id(config) == model_id(explicit)
+    assert model_id(dict(reversed(list(config.items())))) == model_id(config)
+    assert model_id(make_config(seed=8)) != model_id(config)
+    assert len(model_id(config)) == 12
+
+
+def test_default_configs_cover_all_datasets_and_both_spaces():
+    quick = default_configs(quick=True)
+    full = default_configs()
+    fixed = [c for c in full if c["space"] == "fixed"]
+
+    assert len(fixed) >= 240
+    assert {c["dataset"] for c in fixed} == set(DATASETS)
+    assert 0 < len(full) - len(fixed) < len(fixed)
+    assert {c["dataset"] for c in quick if c["space"] == "fixed"} == set(DATASETS)
+    assert {c["space"] for c in quick} == {"fixed", "varied"}
+    assert all(c["n_epochs"] <= 2 for c in quick)
+    assert len({model_id(c) for c in full}) == len(full)
+
+
+# Training
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        make_config(),
+        make_config(dataset="digits", optimizer="sgd", activation="tanh", seed=3),
+        make_config(
+            space="varied",
+            architecture={**TINY_ARCHITECTURE, "kernel_size": 3},
+            dataset="textures",
+            optimizer="rmsprop",
+            augmentation=False,
+            initialization="constant",
+            batch_size=256,
+        ),
+    ],
+    ids=["faces", "digits", "varied"],
+)
+def test_training_is_bitwise_reproducible_and_leaves_global_state(config):
+    torch.manual_seed(123)
+    rng_state, n_threads = torch.get_rng_state(), torch.get_num_threads()
+    first = train_network(config)
+
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert torch.get_num_threads() == n_threads
+    second = train_network(config)
+    for snapshot, other in zip(first.snapshots, second.snapshots, strict=True):
+        check_same_state_dicts(snapshot, other)
+    assert first.records == second.records
+
+
+def test_snapshots_span_initialization_to_end():
+    config = make_config(n_epochs=8, batch_size=64)
+    network = train_network(config)
+    steps = [record["step"] for record in network.records]
+    n_batches = 3  # 150 training faces in batches of 64, 64 and 22
+
+    assert len(network.snapshots) == N_SNAPSHOTS
+    assert steps[0] == 0 and steps[-1] == 8 * n_batches
+    assert steps == sorted(steps)
+    assert network.records[-1]["epoch"] == 8.0
+    assert network.snapshots[0]["0.bias"].abs().sum() == 0
+    assert not torch.equal(
+        network.snapshots[0]["0.weight"], network.snapshots[-1]["0.weight"]
+    )
+    assert network.snapshots[-1]["1.num_batches_tracked"] == 8 * n_batches
+
+
+def test_seed_changes_the_network():
+    first = train_network(make_config(seed=1))
+    second = train_network(make_config(seed=2))
+    assert not torch.equal(
+        first.snapshots[0]["0.weight"], second.snapshots[0]["0.weight"]
+    )
+
+
+def test_batch_bounds_never_leave_a_single_sample():
+    assert zoo_module._batch_bounds(150, 64) == [0, 64, 128, 150]
+    assert zoo_module._batch_bounds(129, 64) == [0, 64, 129]
+    assert zoo_module._batch_bounds(150, 256) == [0, 150]
+
+
+def test_learning_rate_decays_per_epoch(monkeypatch):
+    learning_rates = []
+    original = zoo_module._make_optimizer
+
+    def recording_optimizer(config, model):
+        optimizer = original(config, model)
+        optimizer.register_step_pre_hook(
+            lambda optimizer, args, kwargs: learning_rates.append(
+                optimizer.param_groups[0]["lr"]
+            )
+        )
+        return optimizer
+
+    monkeypatch.setattr(zoo_module, "_make_optimizer", recording_optimizer)
+    train_network(make_config(batch_size=256, n_epochs=3))
+    assert learning_rates == pytest.approx([0.003, 0.003 * 0.96, 0.003 * 0.96**2])
+
+
+# Storage
+
+
+def test_storage_round_trip(tiny_zoo):
+    configs, zoo = tiny_zoo
+    reopened = load_zoo(zoo.directory)
+    name = model_id(configs[0])
+    network = train_network(configs[0])
+
+    assert zoo.model_ids == [model_id(config) for config in configs]
+    assert sorted(reopened.model_ids) == sorted(zoo.model_ids)
+    assert zoo.n_snapshots == N_SNAPSHOTS == 20
+    assert reopened.config(name) == check_config(configs[0])
+    for snapshot in (0, 7, -1):
+        check_same_state_dicts(
+            reopened.state_dict(name, snapshot), network.snapshots[snapshot]
+        )
+    accuracy = reopened.snapshot_accuracy(name)
+    assert accuracy.to_dict("records") == network.records
+    assert list(accuracy.columns) == [
+        "snapshot",
+        "step",
+        "epoch",
+        "train_accuracy",
+        "test_accuracy",
+    ]
+
+
+def test_index_has_one_row_per_model(tiny_zoo):
+    configs, zoo = tiny_zoo
+    index = zoo.index
+
+    assert len(index) == len(configs)
+    expected = CONFIG_KEYS | {"model_id", "train_accuracy", "test_accuracy", "n_params"}
+    assert expected <= set(index.columns)
+    assert index.space.tolist() == ["fixed", "fixed", "fixed", "varied"]
+    assert index.architecture[0] == "conv8-16-32_k5_fc128-64"
+    assert index.test_accuracy.between(0, 1).all()
+    assert (index.n_params[:3] == 42170).all()
+    row = index.iloc[1]
+    assert row.seed == configs[1]["seed"]
+    assert row.learning_rate == configs[1]["learning_rate"]
+
+
+def test_weights_and_models(tiny_zoo):
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    state_dict = zoo.state_dict(name)
+    weights = zoo.weights(name)
+    expected = torch.cat(
+        [t.reshape(-1) for t in state_dict.values() if t.is_floating_point()]
+    )
+
+    assert weights.dtype == np.float32 and weights.ndim == 1
+    np.testing.assert_array_equal(weights, expected.numpy())
+    assert zoo.weight_matrix(model_ids=zoo.model_ids[:3]).shape == (3, len(weights))
+    model = zoo.model(name, snapshot=0)
+    assert not model.training
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert torch.equal(model[0].weight, zoo.state_dict(name, 0)["0.weight"])
+
+
+def test_directory_holds_no_pickle(tiny_zoo):
+    _, zoo = tiny_zoo
+    names = {path.name for path in zoo.directory.iterdir()}
+    suffixes = {Path(name).suffix for name in names if not name.startswith(".")}
+
+    assert suffixes == {".safetensors", ".json"}
+    index = json.loads((zoo.directory / "index.json").read_text())
+    assert len(index["models"]) == 4
+
+
+def test_train_zoo_skips_trained_models(tiny_zoo, tmp_path):
+    configs, zoo = tiny_zoo
+    before = file_fingerprints(zoo.directory)
+    again = train_zoo(configs[:2], zoo.directory)
+
+    assert file_fingerprints(zoo.directory) == before
+    assert again.model_ids == zoo.model_ids[:2]
+    assert len(load_zoo(zoo.directory)) == 4
+
+
+def test_interrupted_run_resumes_without_retraining(tmp_path):
+    directory = tmp_path / "zoo"
+    command = [
+        sys.executable,
+        "-m",
+        "wdcore",
+        "zoo",
+        "train",
+        str(directory),
+        *CLI_ARGS,
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not list(directory.glob("*.safetensors")) and process.poll() is None:
+        assert time.monotonic() < deadline, "no model file appeared"
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+
+    finished = file_fingerprints(directory)
+    assert 1 <= len(finished) < 6, process.stderr.read()
+    assert main_train([str(directory), *CLI_ARGS]) == 0
+
+    zoo = load_zoo(directory)
+    assert len(zoo) == 6
+    current = file_fingerprints(directory)
+    assert {name: current[name] for name in finished} == finished
+    assert not list(directory.glob(".*.tmp"))
+
+    # The model trained by the killed process is the one this process trains.
+    name = Path(next(iter(finished))).stem
+    network = train_network(zoo.config(name))
+    check_same_state_dicts(zoo.state_dict(name), network.snapshots[-1])
+
+
+def test_concurrent_index_updates_keep_every_model(tiny_zoo, tmp_path):
+    configs, zoo = tiny_zoo
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
+    (tmp_path / "index.json").write_text(
+        json.dumps({"format": zoo_module.INDEX_FORMAT, "models": []})
+    )
+    assert sorted(load_zoo(tmp_path).model_ids) == sorted(zoo.model_ids)
+
+
+# Errors
+
+
+def test_load_zoo_reports_missing_directories_and_files(tiny_zoo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="zoo directory .* does not exist"):
+        load_zoo(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="holds no model files"):
+        load_zoo(tmp_path)
+
+    _, zoo = tiny_zoo
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), copy / f"{name}.safetensors")
+    lost = load_zoo(copy).model_ids[0]
+    (copy / f"{lost}.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=f"model files of \\['{lost}'\\]"):
+        load_zoo(copy)
+
+
+def test_missing_file_after_loading_is_reported(tiny_zoo, tmp_path):
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
+    copy = load_zoo(tmp_path)
+    (tmp_path / f"{name}.safetensors").unlink()
+
+    with pytest.raises(
+        FileNotFoundError, match=f"zoo file .* of model '{name}' is missing"
+    ):
+        copy.state_dict(name)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_corrupted_model_file_is_reported(tiny_zoo, tmp_path, damage):
+    configs, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    content = zoo.path(name).read_bytes()
+    damaged = {
+        "garbage": b"\x13\x00\x00\x00\x00\x00\x00\x00not json at all",
+        "truncated": content[: len(content) // 2],
+        "empty": b"",
+    }[damage]
+    (tmp_path / f"{name}.safetensors").write_bytes(damaged)
+
+    with pytest.raises(CorruptZooFileError, match=f"zoo file .*{name}.* is corrupted"):
+        load_zoo(tmp_path)
+    with pytest.raises(CorruptZooFileError, match="delete it and rerun train_zoo"):
+        train_zoo(configs[:1], tmp_path)
+
+
+def test_file_of_another_config_is_reported(tiny_zoo, tmp_path):
+    _, zoo = tiny_zoo
+    first, second = zoo.model_ids[:2]
+    os.link(zoo.path(first), tmp_path / f"{second}.safetensors")
+    with pytest.raises(
+        CorruptZooFileError, match=f"holds the config of model '{first}'"
+    ):
+        load_zoo(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"format": "wdcore.zoo.index/1", "mod',
+        '{"format": "wdcore.zoo.index/0", "models": []}',
+        '{"format": "wdcore.zoo.index/1", "models": [{"row": {"model_id": "a"}}]}',
+    ],
+    ids=["truncated", "old-format", "old-columns"],
+)
+def test_corrupted_index_is_rebuilt_with_a_warning(tiny_zoo, tmp_path, content):
+    _, zoo = tiny_zoo
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
+    (tmp_path / "index.json").write_text(content)
+
+    with pytest.warns(ZooWarning, match="zoo index .* is unreadable"):
+        rebuilt = load_zoo(tmp_path)
+    assert sorted(rebuilt.model_ids) == sorted(zoo.model_ids)
+    assert len(json.loads((tmp_path / "index.json").read_text())["models"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda zoo: zoo.state_dict(zoo.model_ids[0], 20), ValueError, "snapshot=20"),
+        (lambda zoo: zoo.state_dict(zoo.model_ids[0], -21), ValueError, "snapshot=-21"),
+        (lambda zoo: zoo.weights(zoo.model_ids[0], 1.0), TypeError, r"snapshot=1.0"),
+        (lambda zoo: zoo.model("nope"), KeyError, "model_id='nope' is not in"),
+        (lambda zoo: zoo.subset(["nope"]), KeyError, "model_id='nope'"),
+        (lambda zoo: zoo.weight_matrix(), ValueError, "weight vectors of lengths"),
+    ],
+)
+def test_zoo_accessors_reject_bad_arguments(tiny_zoo, call, error, match):
+    _, zoo = tiny_zoo
+    with pytest.raises(error, match=match):
+        call(zoo)
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "error", "match"),
+    [(0, ValueError, "n_jobs=0 is not valid"), (1.5, TypeError, "n_jobs=1.5")],
+)
+def test_train_zoo_rejects_bad_n_jobs(tmp_path, n_jobs, error, match):
+    with pytest.raises(error, match=match):
+        train_zoo([make_config()], tmp_path, n_jobs=n_jobs)
+
+
+def test_files_of_older_training_code_are_ignored_then_retrained(tiny_zoo, tmp_path):
+    configs, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    with safe_open(zoo.path(name), framework="pt") as handle:
+        metadata = {**handle.metadata(), "training_version": "0"}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    save_file(tensors, tmp_path / f"{name}.safetensors", metadata=metadata)
+
+    with pytest.warns(ZooWarning, match="ignoring 1 model files written by an older"):
+        with pytest.raises(FileNotFoundError, match="holds no model files"):
+            load_zoo(tmp_path)
+    with pytest.raises(StaleZooFileError, match="trained by an older version"):
+        zoo_module._read_metadata(tmp_path / f"{name}.safetensors")
+
+    retrained = train_zoo(configs[:1], tmp_path)
+    check_same_state_dicts(retrained.state_dict(name), zoo.state_dict(name))
+    assert len(load_zoo(tmp_path)) == 1
+
+
+def test_index_follows_a_replaced_model_file(tiny_zoo, tmp_path):
+    _, zoo = tiny_zoo
+    first, second = zoo.model_ids[:2]
+    os.link(zoo.path(first), tmp_path / f"{first}.safetensors")
+    assert load_zoo(tmp_path).index.model_id.tolist() == [first]
+
+    index = json.loads((tmp_path / "index.json").read_text())
+    index["models"][0]["row"]["test_accuracy"] = -1.0
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    (tmp_path / f"{first}.safetensors").unlink()
+    (tmp_path / f"{first}.safetensors").write_bytes(zoo.path(first).read_bytes())
+    os.link(zoo.path(second), tmp_path / f"{second}.safetensors")
+
+    reloaded = load_zoo(tmp_path)
+    assert sorted(reloaded.model_ids) == sorted([first, second])
+    assert reloaded.index.test_accuracy.between(0, 1).all()
