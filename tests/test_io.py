@@ -1,0 +1,161 @@
+"""Tests of checkpoint loading and saving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from wdcore.io import (
+    CheckpointOrderWarning,
+    extract_state_dict,
+    load_checkpoint,
+    load_state_dict,
+    natural_key_order,
+    save_state_dict,
+)
+
+
+def make_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """State dict of a 12-module Sequential, so that keys "10.x" follow "2.x"."""
+    torch.manual_seed(seed)
+    layers = []
+    for _ in range(4):
+        layers += [nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU()]
+    return nn.Sequential(*layers).state_dict()
+
+
+def check_same(first: dict, second: dict) -> None:
+    """Assert two state dicts have the same keys in order and equal tensors."""
+    assert list(first) == list(second)
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt", ".pth", ".bin", ".ckpt"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_round_trip_keeps_order_and_values(tmp_path, suffix, seed):
+    state_dict = make_state_dict(seed)
+    path = save_state_dict(state_dict, tmp_path / "sub" / f"model{suffix}")
+    check_same(load_state_dict(path), state_dict)
+    check_same(load_state_dict(str(path)), state_dict)
+
+
+def test_tied_tensors_can_be_saved(tmp_path):
+    shared = torch.ones(3)
+    path = save_state_dict({"a": shared, "b": shared}, tmp_path / "m.safetensors")
+    assert list(load_state_dict(path)) == ["a", "b"]
+
+
+def test_safetensors_without_order_warns_and_sorts_naturally(tmp_path):
+    state_dict = make_state_dict()
+    path = tmp_path / "plain.safetensors"
+    save_file(dict(state_dict), path)
+    with pytest.warns(CheckpointOrderWarning, match="does not record its state-dict"):
+        loaded = load_state_dict(path)
+    check_same(loaded, state_dict)
+
+
+def test_natural_key_order():
+    keys = ["10.bias", "2.running_var", "fc.weight", "2.weight", "10.weight", "2.bias"]
+    assert natural_key_order(keys) == [
+        "2.weight",
+        "2.bias",
+        "2.running_var",
+        "10.weight",
+        "10.bias",
+        "fc.weight",
+    ]
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {"state_dict": sd, "epoch": 3},
+        lambda sd: {"model": sd, "optimizer": {"lr": 0.1}},
+        lambda sd: {"model_state_dict": sd},
+        lambda sd: {"checkpoint": 1, "net": {"state_dict": sd}},
+    ],
+)
+def test_wrapped_state_dicts_are_found(tmp_path, wrap):
+    state_dict = make_state_dict()
+    path = tmp_path / "wrapped.pt"
+    torch.save(wrap(state_dict), path)
+    check_same(load_state_dict(path), state_dict)
+
+
+def test_extract_from_module_and_arrays():
+    model = nn.Linear(3, 2)
+    assert list(extract_state_dict(model)) == ["weight", "bias"]
+    converted = extract_state_dict({"w": np.ones(2, dtype=np.float32)})
+    assert isinstance(converted["w"], torch.Tensor)
+
+
+def test_load_checkpoint_returns_raw_object(tmp_path):
+    path = tmp_path / "raw.pt"
+    torch.save({"epoch": 7, "weights": [torch.zeros(1)]}, path)
+    assert load_checkpoint(path)["epoch"] == 7
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "error", "message"),
+    [
+        ([torch.zeros(1)], TypeError, "checkpoint of type 'list' is not valid"),
+        ({"epoch": 3}, ValueError, r"no state dict found.*\['epoch'\]"),
+        ({}, ValueError, "no state dict found"),
+        ({"w": torch.zeros(1), "epoch": 3}, ValueError, "no state dict found"),
+    ],
+)
+def test_extract_errors(checkpoint, error, message):
+    with pytest.raises(error, match=message):
+        extract_state_dict(checkpoint)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model"])
+def test_unknown_suffix(tmp_path, name):
+    (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(ValueError, match="has suffix .*expected one of"):
+        load_checkpoint(tmp_path / name)
+    with pytest.raises(ValueError, match="has suffix .*expected one of"):
+        save_state_dict({"w": torch.zeros(1)}, tmp_path / name)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("keep", [0, 7, 100, -9])
+def test_truncated_files(tmp_path, suffix, keep):
+    full = save_state_dict(make_state_dict(), tmp_path / f"full{suffix}")
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(full.read_bytes()[:keep])
+    with pytest.raises(ValueError, match="could not be read.*truncated or corrupt"):
+        load_checkpoint(cut)
+
+
+def test_arbitrary_pickles_are_refused(tmp_path):
+    path = tmp_path / "module.pt"
+    torch.save(nn.Linear(2, 2), path)
+    with pytest.raises(ValueError, match="needs arbitrary Python objects"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("n_snapshots", [1, 3])
+def test_zoo_file_gives_its_last_snapshot(tmp_path, n_snapshots):
+    snapshots = [make_state_dict(seed) for seed in range(n_snapshots)]
+    tensors = {
+        f"{index:02d}.{name}": tensor.clone()
+        for index, state_dict in enumerate(snapshots)
+        for name, tensor in state_dict.items()
+    }
+    path = tmp_path / "zoo_model.safetensors"
+    save_file(
+        tensors, path, metadata={"state_dict_keys": json.dumps(list(snapshots[0]))}
+    )
+    check_same(load_state_dict(path), snapshots[-1])

@@ -1,0 +1,322 @@
+"""Read and write checkpoints without unpickling arbitrary objects.
+
+Two formats are read: ``.safetensors`` files and PyTorch ``.pt``/``.pth``
+(also ``.bin``, ``.ckpt``) files, the latter with ``torch.load(weights_only=True)``
+so that a file asking to rebuild arbitrary Python objects is refused. Training
+scripts often wrap the state dict, as in ``{"state_dict": ..., "epoch": 3}``;
+:func:`extract_state_dict` finds it. Chapter 3 of the book uses these helpers to
+describe any checkpoint from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointOrderWarning",
+    "extract_state_dict",
+    "load_checkpoint",
+    "load_state_dict",
+    "natural_key_order",
+    "save_state_dict",
+]
+
+# Metadata entry of a .safetensors file holding the state-dict order as JSON
+# (safetensors itself stores tensors sorted by name); wdcore's zoo files use the
+# same entry.
+ORDER_METADATA_KEY = "state_dict_keys"
+
+# Within one module, the order in which PyTorch registers these tensors.
+SUFFIX_RANK = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+
+# Keys under which training scripts commonly store the state dict, in the order
+# they are tried.
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
+
+
+class CheckpointOrderWarning(UserWarning):
+    """A checkpoint does not record the order of its tensors, so it was guessed."""
+
+
+def natural_key_order(keys: list[str]) -> list[str]:
+    """Sort state-dict keys by module path, numbers numerically, weight first.
+
+    ``"2.weight"`` comes before ``"10.weight"``, and within one module
+    ``weight``, ``bias``, ``running_mean``, ``running_var`` come in the order
+    PyTorch registers them. Named submodules (``conv1``, ``bn1``) are sorted
+    alphabetically, which may not be their depth order.
+
+    Parameters
+    ----------
+    keys : list of str
+        State-dict keys.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> natural_key_order(["10.weight", "2.bias", "2.weight"])
+    ['2.weight', '2.bias', '10.weight']
+    """
+
+    def sort_key(key: str) -> tuple:
+        *path, last = key.split(".")
+        parts = [
+            (0, int(part), "") if part.isdigit() else (1, 0, part) for part in path
+        ]
+        return (*parts, (2, SUFFIX_RANK.get(last, len(SUFFIX_RANK)), last))
+
+    return sorted(keys, key=sort_key)
+
+
+def _zoo_snapshot_keys(names: list[str], keys: list[str]) -> list[str] | None:
+    """Keys of the last snapshot if ``keys`` are a zoo file's ``"NN.<name>"``."""
+    n_snapshots = len(keys) // max(len(names), 1)
+    expected = [f"{index:02d}.{name}" for index in range(n_snapshots) for name in names]
+    if not names or sorted(expected) != sorted(keys):
+        return None
+    return expected[-len(names) :]
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a .safetensors file in its recorded (or else natural) key order."""
+    with safe_open(path, framework="pt", device="cpu") as handle:
+        keys = list(handle.keys())
+        recorded = (handle.metadata() or {}).get(ORDER_METADATA_KEY)
+        names = json.loads(recorded) if recorded else []
+        if sorted(names) == sorted(keys):
+            return {name: handle.get_tensor(name) for name in names}
+        snapshot_keys = _zoo_snapshot_keys(names, keys)
+        if snapshot_keys is not None:
+            logger.info("%s is a zoo file; describing its last snapshot", path)
+            return {
+                name: handle.get_tensor(key)
+                for name, key in zip(names, snapshot_keys, strict=True)
+            }
+        warnings.warn(
+            f"checkpoint {str(path)!r} does not record its state-dict order "
+            f"(metadata {ORDER_METADATA_KEY!r}); tensors are taken in natural "
+            "name order, which may differ from depth order for named "
+            "submodules. Save with wdcore.io.save_state_dict to keep it.",
+            CheckpointOrderWarning,
+            stacklevel=3,
+        )
+        return {key: handle.get_tensor(key) for key in natural_key_order(keys)}
+
+
+def load_checkpoint(path: str | os.PathLike) -> object:
+    """Load the object stored in a checkpoint file, refusing arbitrary pickles.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` file or a PyTorch file ending in ``.pt``, ``.pth``,
+        ``.bin`` or ``.ckpt``.
+
+    Returns
+    -------
+    object
+        A ``dict`` of tensors for safetensors, in the order recorded by
+        :func:`save_state_dict` (else :func:`natural_key_order`, with a
+        :class:`CheckpointOrderWarning`); for a wdcore zoo file, which stores
+        every snapshot, the state dict of the last snapshot. For PyTorch files
+        whatever
+        ``torch.load(weights_only=True)`` returns (tensors, dicts, lists,
+        numbers, strings).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the suffix is unknown, the file is truncated or corrupt, or it needs
+        arbitrary objects to be unpickled.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> path = save_state_dict({"w": torch.ones(2)}, Path(directory) / "m.pt")
+    >>> load_checkpoint(path)["w"].tolist()
+    [1.0, 1.0]
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES:
+        raise ValueError(
+            f"checkpoint path={str(path)!r} has suffix {suffix!r}; expected one of "
+            f"{SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist")
+    try:
+        if suffix in SAFETENSORS_SUFFIXES:
+            return _load_safetensors(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"checkpoint path={str(path)!r} needs arbitrary Python objects to be "
+            "unpickled, which wdcore refuses; expected tensors, dicts and plain "
+            "values (re-save the state dict with torch.save(model.state_dict())"
+            f" or as .safetensors). Loader said: {str(error).splitlines()[0]}"
+        ) from error
+    except (SafetensorError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ValueError(
+            f"checkpoint path={str(path)!r} could not be read ({error}); expected "
+            f"a complete {suffix} file (is it truncated or corrupt?)"
+        ) from error
+
+
+def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:
+    """Find the state dict inside a loaded checkpoint.
+
+    A mapping whose values are all tensors (or NumPy arrays) is a state dict.
+    Otherwise the first of the keys ``"state_dict"``, ``"model_state_dict"``,
+    ``"model"``, ``"net"``, ``"network"`` holding a mapping is searched, and so
+    on recursively. An ``nn.Module`` gives its ``state_dict()``.
+
+    Parameters
+    ----------
+    checkpoint : Mapping or torch.nn.Module
+        What :func:`load_checkpoint` returned, or an in-memory equivalent.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        Tensor names in their stored order, values on the CPU.
+
+    Raises
+    ------
+    TypeError
+        If ``checkpoint`` is neither a mapping nor a module.
+    ValueError
+        If no state dict can be found in the mapping.
+
+    Examples
+    --------
+    >>> checkpoint = {"epoch": 3, "state_dict": {"fc.weight": torch.zeros(2, 2)}}
+    >>> list(extract_state_dict(checkpoint))
+    ['fc.weight']
+    """
+    if isinstance(checkpoint, torch.nn.Module):
+        return dict(checkpoint.state_dict())
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(
+            f"checkpoint of type {type(checkpoint).__name__!r} is not valid; "
+            "expected a mapping of tensor names to tensors or an nn.Module"
+        )
+    if checkpoint and all(
+        isinstance(value, torch.Tensor | np.ndarray) for value in checkpoint.values()
+    ):
+        return {str(name): torch.as_tensor(value) for name, value in checkpoint.items()}
+    for key in STATE_DICT_KEYS:
+        if isinstance(checkpoint.get(key), Mapping | torch.nn.Module):
+            return extract_state_dict(checkpoint[key])
+    raise ValueError(
+        f"no state dict found in a checkpoint with keys {list(checkpoint)[:10]!r}; "
+        f"expected a mapping of names to tensors or one under a key in "
+        f"{STATE_DICT_KEYS}"
+    )
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load the state dict stored in a checkpoint file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` or ``.pt``/``.pth``/``.bin``/``.ckpt`` file.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is unreadable, refused, or holds no state dict (see
+        :func:`load_checkpoint` and :func:`extract_state_dict`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "m.safetensors"
+    >>> _ = save_state_dict({"w": torch.zeros(3)}, path)
+    >>> load_state_dict(path)["w"].shape
+    torch.Size([3])
+    """
+    return extract_state_dict(load_checkpoint(path))
+
+
+def save_state_dict(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike
+) -> Path:
+    """Write a state dict to ``.safetensors`` or ``.pt``, chosen by suffix.
+
+    Parameters
+    ----------
+    state_dict : Mapping of str to torch.Tensor
+        Tensors to store; contiguous CPU copies are written, so tied
+        (shared) tensors are stored twice.
+    path : str or os.PathLike
+        Destination ending in ``.safetensors`` or one of ``.pt``, ``.pth``,
+        ``.bin``, ``.ckpt``. Missing parent directories are created. A
+        safetensors file records the key order in its metadata
+        (``"state_dict_keys"``), since the format itself sorts tensors by name.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a known checkpoint suffix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "m.pt"
+    >>> save_state_dict({"b": torch.ones(1)}, path).name
+    'm.pt'
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tensors = {
+        name: torch.as_tensor(value).detach().cpu().contiguous().clone()
+        for name, value in state_dict.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in SAFETENSORS_SUFFIXES:
+        save_file(
+            tensors, path, metadata={ORDER_METADATA_KEY: json.dumps(list(tensors))}
+        )
+    elif suffix in TORCH_SUFFIXES:
+        torch.save(tensors, path)
+    else:
+        raise ValueError(
+            f"path={str(path)!r} has suffix {suffix!r}; expected one of "
+            f"{SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}"
+        )
+    return path
