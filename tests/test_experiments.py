@@ -1,0 +1,319 @@
+"""The supplement's hand-written configurations and the distances under its figures."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from wdcore.architectures import FIXED_ARCHITECTURE, check_architecture
+from wdcore.descriptors import default_value_range, mi_wd
+from wdcore.experiments import (
+    DYNAMICS_EPOCHS,
+    GALLERY_EPOCHS,
+    descriptor_distances,
+    distance_to_final,
+    dynamics_configs,
+    gallery_configs,
+    gallery_distances,
+    mean_cross_distance,
+    mean_pairwise_distance,
+    permutation_descriptors,
+    setting_title,
+    shared_value_range,
+    snapshot_descriptors,
+    snapshot_indices,
+    supplement_settings,
+    train_on_demand,
+)
+from wdcore.zoo import check_config, model_id
+
+# Supplement, Figures 1-4: (dataset, batch, optimizer, activation, augmentation,
+# initialization), with SVHN -> digits, STL-10 -> faces, CIFAR-10 -> textures.
+PAPER_TABLE = [
+    ("digits", 256, "rmsprop", "elu", False, "glorot_uniform"),
+    ("faces", 128, "rmsprop", "relu", True, "glorot_uniform"),
+    ("textures", 32, "adam", "relu", False, "glorot_uniform"),
+    ("digits", 64, "rmsprop", "relu", False, "glorot_uniform"),
+]
+SETTING_KEYS = (
+    "dataset",
+    "batch_size",
+    "optimizer",
+    "activation",
+    "augmentation",
+    "initialization",
+)
+
+
+def make_tiny_configs(n_seeds: int = 2) -> list[dict]:
+    """Gallery setting 2 (faces, 2 batches an epoch) shrunk to 8 x 8 inputs, 1 epoch."""
+    return [
+        dict(config, n_epochs=1, input_size=8)
+        for config in gallery_configs(n_seeds=n_seeds)[n_seeds : 2 * n_seeds]
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """Two tiny trained networks in a temporary zoo."""
+    return train_on_demand(
+        make_tiny_configs(), tmp_path_factory.mktemp("zoo"), n_jobs=1
+    )
+
+
+def check_random_descriptors(seed: int, shape: tuple) -> np.ndarray:
+    """Random non-negative descriptors of ``shape`` from a seeded generator."""
+    return np.random.default_rng(seed).random(shape)
+
+
+def test_supplement_settings_follow_the_paper():
+    settings = supplement_settings()
+    assert [tuple(s[key] for key in SETTING_KEYS) for s in settings] == PAPER_TABLE
+    assert {s["learning_rate"] for s in settings} == {0.001}
+    assert {s["space"] for s in settings} == {"fixed"}
+
+
+@pytest.mark.parametrize("quick", [False, True])
+@pytest.mark.parametrize("n_seeds", [1, 3])
+def test_gallery_configs_cross_settings_and_seeds(n_seeds, quick):
+    configs = gallery_configs(n_seeds=n_seeds, quick=quick)
+
+    assert len(configs) == 4 * n_seeds
+    assert all(check_config(config) == config for config in configs)
+    assert len({model_id(config) for config in configs}) == len(configs)
+    epochs = GALLERY_EPOCHS["quick" if quick else "full"]
+    assert {config["n_epochs"] for config in configs} == {epochs}
+    for number, setting in enumerate(supplement_settings()):
+        block = configs[number * n_seeds : (number + 1) * n_seeds]
+        assert [config["seed"] for config in block] == list(range(n_seeds))
+        assert all(setting.items() <= config.items() for config in block)
+        assert all(
+            config["architecture"] == check_architecture(FIXED_ARCHITECTURE)
+            for config in block
+        )
+
+
+def test_quick_gallery_trains_fewer_epochs():
+    assert GALLERY_EPOCHS["quick"] < GALLERY_EPOCHS["full"]
+    assert DYNAMICS_EPOCHS["quick"] < DYNAMICS_EPOCHS["full"]
+
+
+@pytest.mark.parametrize("n_seeds", [0, -2, 2.5, True])
+def test_gallery_configs_refuses_bad_n_seeds(n_seeds):
+    with pytest.raises(ValueError, match=r"n_seeds=.* expected an int >= 1"):
+        gallery_configs(n_seeds=n_seeds)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_dynamics_networks_differ_only_in_dataset_and_seed(quick):
+    first, second = dynamics_configs(quick=quick)
+
+    assert first["initialization"] == second["initialization"] == "glorot_normal"
+    assert first["architecture"] == check_architecture(FIXED_ARCHITECTURE)
+    assert first["seed"] != second["seed"]
+    differing = {key for key in first if first[key] != second[key]}
+    assert differing <= {"dataset", "seed"}
+    assert first["n_epochs"] == DYNAMICS_EPOCHS["quick" if quick else "full"]
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (
+            1,
+            "Setting 1: digits (for SVHN), batch 256, RMSProp, ELU, "
+            "no augmentation, Glorot uniform",
+        ),
+        (
+            2,
+            "Setting 2: faces (for STL-10), batch 128, RMSProp, ReLU, "
+            "augmentation, Glorot uniform",
+        ),
+    ],
+)
+def test_setting_title_reads_like_the_caption(number, expected):
+    assert setting_title(supplement_settings()[number - 1], number=number) == expected
+
+
+def test_setting_title_refuses_incomplete_settings_and_bad_numbers():
+    with pytest.raises(ValueError, match=r"lacks the keys \['initialization'\]"):
+        setting_title({key: 1 for key in SETTING_KEYS[:-1]})
+    with pytest.raises(ValueError, match=r"number=0 is not valid"):
+        setting_title(supplement_settings()[0], number=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_descriptor_distances_are_euclidean(seed):
+    first = check_random_descriptors(seed, (3, 4, 5))
+    second = check_random_descriptors(seed + 10, (2, 4, 5))
+
+    distances = descriptor_distances(first, second)
+
+    for row, column in itertools.product(range(3), range(2)):
+        expected = np.linalg.norm(first[row] - second[column])
+        assert distances[row, column] == pytest.approx(expected)
+    square = descriptor_distances(first)
+    np.testing.assert_allclose(np.diag(square), 0.0)
+    np.testing.assert_allclose(square, square.T)
+
+
+def test_descriptor_distances_refuse_mismatched_or_empty_stacks():
+    with pytest.raises(ValueError, match="expected equal shapes"):
+        descriptor_distances(np.zeros((2, 4, 4)), np.zeros((2, 4, 5)))
+    with pytest.raises(ValueError, match=r"first has shape \(0, 4, 4\)"):
+        descriptor_distances(np.zeros((0, 4, 4)))
+
+
+@pytest.mark.parametrize(
+    "positions", [[0.0, 1.0], [0.0, 1.0, 3.0], [2.0, 5.0, 5.0, 9.0]]
+)
+def test_mean_distances_on_a_line(positions):
+    points = np.array(positions).reshape(-1, 1, 1)  # (n, 1, 1)
+    pairs = list(itertools.combinations(positions, 2))
+    expected = np.mean([abs(a - b) for a, b in pairs])
+
+    assert mean_pairwise_distance(points) == pytest.approx(expected)
+    shifted = points + 10.0
+    expected_cross = np.mean([abs(a - b - 10.0) for a in positions for b in positions])
+    assert mean_cross_distance(points, shifted) == pytest.approx(expected_cross)
+
+
+def test_mean_pairwise_distance_needs_two_descriptors():
+    with pytest.raises(ValueError, match="at least 2 descriptors"):
+        mean_pairwise_distance(np.zeros((1, 4, 4)))
+
+
+def make_planted_gallery(setting_values, seed_step, variant_step):
+    """Descriptors whose three coordinates hold setting, seed and variant offsets."""
+    n_settings, n_seeds, n_variants = len(setting_values), 3, 4
+    descriptors = np.zeros((n_settings, n_seeds, n_variants, 1, 3))
+    descriptors[..., 0, 0] = np.reshape(setting_values, (-1, 1, 1))
+    descriptors[..., 0, 1] = seed_step * np.arange(n_seeds).reshape(1, -1, 1)
+    descriptors[..., 0, 2] = variant_step * np.arange(n_variants)
+    return descriptors
+
+
+@pytest.mark.parametrize("variant_step", [0.0, 0.01, 0.1])
+def test_gallery_distances_recover_planted_levels(variant_step):
+    setting_values = [0.0, 5.0, 20.0, 6.0]  # settings 2 and 4 are close
+    descriptors = make_planted_gallery(setting_values, 1.0, variant_step)
+
+    distances = gallery_distances(descriptors)
+
+    # Variants 0..3 along one axis: pair gaps 1, 2, 3, 1, 2, 1 steps, mean 10 / 6.
+    np.testing.assert_allclose(distances.permutation, variant_step * 10 / 6)
+    # Seeds 0..2: pair gaps 1, 2, 1, mean 4 / 3.
+    np.testing.assert_allclose(distances.seed, 4 / 3)
+    np.testing.assert_allclose(np.diag(distances.setting), distances.seed)
+    np.testing.assert_allclose(distances.setting, distances.setting.T)
+    seed_gaps = np.subtract.outer(np.arange(3.0), np.arange(3.0))  # (3, 3)
+    expected = np.mean(np.hypot(20.0 - 0.0, seed_gaps))
+    assert distances.setting[0, 2] == pytest.approx(expected)
+    assert distances.setting[1, 3] < distances.setting[0, 2]
+    summary = distances.summary()
+    assert summary["permutations of one network"] < summary["seeds of one setting"]
+    assert summary["seeds of one setting"] < summary["different settings"]
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 2, 4), (4, 1, 2, 4, 4), (4, 3, 1, 4, 4)])
+def test_gallery_distances_refuse_bad_shapes(shape):
+    with pytest.raises(ValueError, match=r"descriptors has shape .* expected"):
+        gallery_distances(np.zeros(shape))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("n_snapshots", [2, 5])
+def test_distance_to_final_along_a_straight_path(seed, n_snapshots):
+    direction = check_random_descriptors(seed, (3, 4))
+    path = np.arange(n_snapshots).reshape(-1, 1, 1) * direction  # (n, 3, 4)
+
+    distances = distance_to_final(path)
+
+    expected = (n_snapshots - 1 - np.arange(n_snapshots)) * np.linalg.norm(direction)
+    np.testing.assert_allclose(distances, expected)
+
+
+def test_distance_to_final_needs_a_descriptor():
+    with pytest.raises(ValueError, match="at least 1 descriptors"):
+        distance_to_final(np.zeros((0, 2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("n_snapshots", "n_points"), [(20, 8), (20, 2), (20, 20), (5, 3)]
+)
+def test_snapshot_indices_span_training(n_snapshots, n_points):
+    indices = snapshot_indices(n_snapshots, n_points)
+
+    assert len(indices) == n_points
+    assert indices[0] == 0 and indices[-1] == n_snapshots - 1
+    assert np.all(np.diff(indices) > 0)
+
+
+@pytest.mark.parametrize(
+    ("n_snapshots", "n_points", "match"),
+    [(20, 1, "n_points=1"), (20, 21, "n_points=21"), (0, 2, "n_snapshots=0")],
+)
+def test_snapshot_indices_refuse_impossible_requests(n_snapshots, n_points, match):
+    with pytest.raises(ValueError, match=match):
+        snapshot_indices(n_snapshots, n_points)
+
+
+def test_train_on_demand_keeps_order_and_reuses_models(tiny_zoo):
+    configs = make_tiny_configs()
+    files = [tiny_zoo.path(name) for name in tiny_zoo.model_ids]
+    times = [path.stat().st_mtime_ns for path in files]
+
+    again = train_on_demand(configs[::-1], tiny_zoo.directory, n_jobs=1)
+
+    assert tiny_zoo.model_ids == [model_id(config) for config in configs]
+    assert again.model_ids == tiny_zoo.model_ids[::-1]
+    assert [path.stat().st_mtime_ns for path in files] == times
+
+
+def test_shared_value_range_pools_the_models(tiny_zoo):
+    pooled = np.concatenate([tiny_zoo.weights(name) for name in tiny_zoo.model_ids])
+
+    assert shared_value_range(tiny_zoo) == pytest.approx(default_value_range(pooled))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_permutations_keep_the_whole_network_histogram(tiny_zoo, seed):
+    radius = shared_value_range(tiny_zoo)
+
+    single_window = permutation_descriptors(
+        tiny_zoo, size=(1, 16), value_range=radius, random_state=seed
+    )  # one window: the histogram of all weights, which permutations keep
+    windows = permutation_descriptors(
+        tiny_zoo, size=(32, 16), value_range=radius, random_state=seed
+    )
+
+    assert single_window.shape == (2, 4, 1, 16)
+    np.testing.assert_allclose(single_window, single_window[:, :1].repeat(4, axis=1))
+    first = tiny_zoo.model_ids[0]
+    expected = mi_wd(tiny_zoo.state_dict(first), size=(32, 16), value_range=radius)
+    np.testing.assert_allclose(windows[0, 0], expected)
+    assert not np.allclose(windows[:, 1:], windows[:, :1])
+
+
+def test_permutation_descriptors_refuse_zero_permutations(tiny_zoo):
+    with pytest.raises(ValueError, match="n_permutations=0"):
+        permutation_descriptors(tiny_zoo, n_permutations=0)
+
+
+def test_snapshot_descriptors_follow_the_snapshots(tiny_zoo):
+    name = tiny_zoo.model_ids[1]
+
+    descriptors = snapshot_descriptors(tiny_zoo, name, [0, 10, -1], size=(8, 8))
+
+    assert descriptors.shape == (3, 8, 8)
+    np.testing.assert_allclose(descriptors[0], mi_wd(tiny_zoo.weights(name, 0), size=8))
+    np.testing.assert_allclose(distance_to_final(descriptors)[-1], 0.0)
+
+
+def test_layer_windows_make_permuted_copies_identical(tiny_zoo):
+    descriptors = permutation_descriptors(
+        tiny_zoo, size=(16, 8), windows="layer", random_state=3
+    )
+
+    np.testing.assert_allclose(descriptors, descriptors[:, :1].repeat(4, axis=1))
+    assert gallery_distances(descriptors[None]).permutation.max() < 1e-12

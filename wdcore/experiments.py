@@ -1,0 +1,863 @@
+"""The hand-written networks of the supplement's figures, and the numbers under them.
+
+Figures 1-4 of the supplement show four training settings of one fixed
+architecture; Figures 5 and 6 follow two Glorot-normal networks through
+training. This module writes those configurations down (in the
+:mod:`wdcore.zoo` format), trains them on demand, and computes the descriptor
+distances that the book prints under each figure. Chapters 5 and 6 draw the
+figures; chapter 3 reuses :func:`dynamics_configs` for Figure 6.
+
+The paper trained on SVHN, STL-10 and CIFAR-10, which are not bundled. We map
+them onto our offline datasets (:data:`PAPER_DATASETS`): SVHN, photographed
+house-number digits, becomes ``"digits"``; STL-10 becomes ``"faces"`` and
+CIFAR-10 ``"textures"``, the two natural-photo datasets we have. Every setting
+keeps the paper's batch size, optimizer, activation, augmentation and
+initialization; the paper does not list the learning rate of these networks, so
+all of them use :data:`LEARNING_RATE`. They train for 20 epochs (2 in quick mode),
+not to convergence with early stopping as in the paper, to keep the book's build
+short.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wdcore._random import RandomState, check_random_state
+from wdcore.architectures import FIXED_ARCHITECTURE
+from wdcore.descriptors import (
+    DEFAULT_PERCENTILE,
+    default_value_range,
+    layer_sizes,
+    mi_wd,
+    weight_vector,
+)
+from wdcore.permutations import permutation_spec, permute_state_dict
+from wdcore.zoo import Zoo, check_config, train_zoo
+
+__all__ = [
+    "DYNAMICS_EPOCHS",
+    "GALLERY_EPOCHS",
+    "LEARNING_RATE",
+    "PAPER_DATASETS",
+    "GalleryDistances",
+    "descriptor_distances",
+    "distance_to_final",
+    "dynamics_configs",
+    "dynamics_zoo",
+    "gallery_configs",
+    "gallery_distances",
+    "gallery_zoo",
+    "mean_cross_distance",
+    "mean_pairwise_distance",
+    "permutation_descriptors",
+    "setting_title",
+    "shared_value_range",
+    "snapshot_descriptors",
+    "snapshot_indices",
+    "supplement_settings",
+    "train_on_demand",
+]
+
+PAPER_DATASETS = {"SVHN": "digits", "STL-10": "faces", "CIFAR-10": "textures"}
+LEARNING_RATE = 0.001
+GALLERY_EPOCHS = {"full": 20, "quick": 2}
+DYNAMICS_EPOCHS = {"full": 20, "quick": 2}
+
+# The supplement's Figures 1-4: (paper dataset, batch size, optimizer,
+# activation, augmentation, initialization).
+_PAPER_SETTINGS = (
+    ("SVHN", 256, "rmsprop", "elu", False, "glorot_uniform"),
+    ("STL-10", 128, "rmsprop", "relu", True, "glorot_uniform"),
+    ("CIFAR-10", 32, "adam", "relu", False, "glorot_uniform"),
+    ("SVHN", 64, "rmsprop", "relu", False, "glorot_uniform"),
+)
+
+# Figures 5 and 6: two Glorot-normal networks that differ in dataset and seed.
+_DYNAMICS_NETWORKS = (("digits", 5), ("textures", 6))
+_DYNAMICS_SETTING = {
+    "learning_rate": LEARNING_RATE,
+    "batch_size": 64,
+    "augmentation": False,
+    "optimizer": "adam",
+    "activation": "relu",
+    "initialization": "glorot_normal",
+}
+
+_TITLE_KEYS = (
+    "dataset",
+    "batch_size",
+    "optimizer",
+    "activation",
+    "augmentation",
+    "initialization",
+)
+_DISPLAY_NAMES = {
+    "adam": "Adam",
+    "rmsprop": "RMSProp",
+    "sgd": "SGD",
+    "relu": "ReLU",
+    "elu": "ELU",
+    "glorot_uniform": "Glorot uniform",
+    "glorot_normal": "Glorot normal",
+}
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    """Check an int option that must be at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r} is not valid; expected an int >= 1")
+    return int(value)
+
+
+def supplement_settings() -> list[dict]:
+    """Return the four training settings of the supplement's Figures 1-4.
+
+    Each setting is a partial :mod:`wdcore.zoo` configuration: ``dataset``,
+    ``learning_rate``, ``batch_size``, ``augmentation``, ``optimizer``,
+    ``activation``, ``initialization`` and ``space`` (always ``"fixed"``, the
+    paper's fixed architecture). The paper's datasets map onto ours through
+    :data:`PAPER_DATASETS`: SVHN -> ``"digits"``, STL-10 -> ``"faces"``,
+    CIFAR-10 -> ``"textures"``. The learning rate is :data:`LEARNING_RATE`
+    (0.001) for all four, because the paper does not state one.
+
+    Returns
+    -------
+    list of dict
+        Settings 1 to 4, in the supplement's order:
+
+        1. digits (SVHN), batch 256, RMSProp, ELU, no augmentation, Glorot uniform
+        2. faces (STL-10), batch 128, RMSProp, ReLU, augmentation, Glorot uniform
+        3. textures (CIFAR-10), batch 32, Adam, ReLU, no augmentation, Glorot
+           uniform
+        4. digits (SVHN), batch 64, RMSProp, ReLU, no augmentation, Glorot uniform
+
+    Examples
+    --------
+    >>> [setting["dataset"] for setting in supplement_settings()]
+    ['digits', 'faces', 'textures', 'digits']
+    >>> supplement_settings()[0]["activation"]
+    'elu'
+    """
+    return [
+        {
+            "space": "fixed",
+            "dataset": PAPER_DATASETS[paper_dataset],
+            "learning_rate": LEARNING_RATE,
+            "batch_size": batch_size,
+            "augmentation": augmentation,
+            "optimizer": optimizer,
+            "activation": activation,
+            "initialization": initialization,
+        }
+        for paper_dataset, batch_size, optimizer, activation, augmentation, (
+            initialization
+        ) in _PAPER_SETTINGS
+    ]
+
+
+def setting_title(setting: dict, *, number: int | None = None) -> str:
+    """Describe a training setting in the words of the supplement's captions.
+
+    Parameters
+    ----------
+    setting : dict
+        A setting or configuration with at least ``dataset``, ``batch_size``,
+        ``optimizer``, ``activation``, ``augmentation`` and ``initialization``.
+    number : int, optional
+        Prefix the title with ``"Setting {number}: "``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If a key is missing or ``number`` is not a positive int.
+
+    Examples
+    --------
+    >>> setting_title(supplement_settings()[3])
+    'digits (for SVHN), batch 64, RMSProp, ReLU, no augmentation, Glorot uniform'
+    >>> setting_title(supplement_settings()[2], number=3).split(",")[0]
+    'Setting 3: textures (for CIFAR-10)'
+    """
+    missing = [key for key in _TITLE_KEYS if key not in setting]
+    if missing:
+        raise ValueError(f"setting={setting!r} lacks the keys {missing!r}")
+    paper_names = [
+        name for name, ours in PAPER_DATASETS.items() if ours == setting["dataset"]
+    ]
+    dataset = setting["dataset"] + (f" (for {paper_names[0]})" if paper_names else "")
+    title = ", ".join(
+        [
+            dataset,
+            f"batch {setting['batch_size']}",
+            _DISPLAY_NAMES.get(setting["optimizer"], setting["optimizer"]),
+            _DISPLAY_NAMES.get(setting["activation"], setting["activation"]),
+            "augmentation" if setting["augmentation"] else "no augmentation",
+            _DISPLAY_NAMES.get(setting["initialization"], setting["initialization"]),
+        ]
+    )
+    if number is None:
+        return title
+    return f"Setting {_check_positive_int('number', number)}: {title}"
+
+
+def gallery_configs(*, n_seeds: int = 4, quick: bool = False) -> list[dict]:
+    """Return the configurations of Figures 1-4: every setting times seeds.
+
+    Parameters
+    ----------
+    n_seeds : int, default=4
+        Networks per setting, with seeds ``0, ..., n_seeds - 1``.
+    quick : bool, default=False
+        Train for ``GALLERY_EPOCHS["quick"]`` (2) instead of
+        ``GALLERY_EPOCHS["full"]`` (20) epochs.
+
+    Returns
+    -------
+    list of dict
+        ``4 * n_seeds`` canonical configurations (:func:`wdcore.zoo.check_config`),
+        setting-major: the seeds of setting 1 first.
+
+    Raises
+    ------
+    ValueError
+        If ``n_seeds`` is not a positive int.
+
+    Examples
+    --------
+    >>> configs = gallery_configs(n_seeds=2, quick=True)
+    >>> [(config["dataset"], config["seed"]) for config in configs[:3]]
+    [('digits', 0), ('digits', 1), ('faces', 0)]
+    >>> configs[0]["n_epochs"]
+    2
+    """
+    n_seeds = _check_positive_int("n_seeds", n_seeds)
+    n_epochs = GALLERY_EPOCHS["quick" if quick else "full"]
+    return [
+        check_config(
+            dict(setting, seed=seed, n_epochs=n_epochs, architecture=FIXED_ARCHITECTURE)
+        )
+        for setting in supplement_settings()
+        for seed in range(n_seeds)
+    ]
+
+
+def dynamics_configs(*, quick: bool = False) -> list[dict]:
+    """Return the two Glorot-normal networks of Figures 5 and 6.
+
+    Both have the fixed architecture and the same training setting (Adam,
+    learning rate 0.001, batch 64, ReLU, no augmentation, Glorot-normal
+    initialization); they differ in dataset (``"digits"`` and ``"textures"``)
+    and seed, so they start from different draws and drift apart.
+
+    Parameters
+    ----------
+    quick : bool, default=False
+        Train for ``DYNAMICS_EPOCHS["quick"]`` (2) instead of
+        ``DYNAMICS_EPOCHS["full"]`` (20) epochs.
+
+    Returns
+    -------
+    list of dict
+        Two canonical configurations.
+
+    Examples
+    --------
+    >>> first, second = dynamics_configs()
+    >>> first["initialization"], second["initialization"]
+    ('glorot_normal', 'glorot_normal')
+    >>> first["dataset"], second["dataset"], first["n_epochs"]
+    ('digits', 'textures', 20)
+    """
+    n_epochs = DYNAMICS_EPOCHS["quick" if quick else "full"]
+    return [
+        check_config(
+            dict(
+                _DYNAMICS_SETTING,
+                space="fixed",
+                dataset=dataset,
+                seed=seed,
+                n_epochs=n_epochs,
+                architecture=FIXED_ARCHITECTURE,
+            )
+        )
+        for dataset, seed in _DYNAMICS_NETWORKS
+    ]
+
+
+def train_on_demand(
+    configs: Sequence[dict],
+    directory: str | Path,
+    *,
+    n_jobs: int = 2,
+    progress: bool = False,
+) -> Zoo:
+    """Train the configurations that ``directory`` does not hold yet.
+
+    A thin wrapper of :func:`wdcore.zoo.train_zoo`: models already on disk are
+    reused, so a second call only opens the zoo.
+
+    Parameters
+    ----------
+    configs : sequence of dict
+        Configurations (see :func:`wdcore.zoo.check_config`).
+    directory : str or pathlib.Path
+        Zoo directory, created if needed.
+    n_jobs : int, default=2
+        Worker processes for the models still to train.
+    progress : bool, default=False
+        Show a progress bar over those models.
+
+    Returns
+    -------
+    Zoo
+        The models of ``configs``, in their order (``zoo.index`` row ``i`` is
+        ``configs[i]``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> config = dict(gallery_configs(n_seeds=1, quick=True)[1], n_epochs=1,
+    ...     input_size=8)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     zoo = train_on_demand([config], directory, n_jobs=1)
+    >>> zoo.index.dataset.tolist()
+    ['faces']
+    """
+    return train_zoo(list(configs), Path(directory), n_jobs=n_jobs, progress=progress)
+
+
+def gallery_zoo(
+    directory: str | Path = "_build/zoo",
+    *,
+    n_seeds: int = 4,
+    quick: bool = False,
+    n_jobs: int = 2,
+    progress: bool = False,
+) -> Zoo:
+    """Train (if needed) and open the networks of Figures 1-4.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path, default="_build/zoo"
+        Parent directory; the zoo lives in ``<directory>/gallery`` (or
+        ``gallery-quick``).
+    n_seeds : int, default=4
+        Networks per setting.
+    quick : bool, default=False
+        Use the quick configurations (fewer epochs).
+    n_jobs : int, default=2
+        Worker processes for training.
+    progress : bool, default=False
+        Show a progress bar while training.
+
+    Returns
+    -------
+    Zoo
+        ``4 * n_seeds`` models in the order of :func:`gallery_configs`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as directory:  # doctest: +SKIP
+    ...     zoo = gallery_zoo(directory, n_seeds=1, quick=True)
+    """
+    name = "gallery-quick" if quick else "gallery"
+    configs = gallery_configs(n_seeds=n_seeds, quick=quick)
+    return train_on_demand(
+        configs, Path(directory) / name, n_jobs=n_jobs, progress=progress
+    )
+
+
+def dynamics_zoo(
+    directory: str | Path = "_build/zoo",
+    *,
+    quick: bool = False,
+    n_jobs: int = 2,
+    progress: bool = False,
+) -> Zoo:
+    """Train (if needed) and open the two networks of Figures 5 and 6.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path, default="_build/zoo"
+        Parent directory; the zoo lives in ``<directory>/dynamics`` (or
+        ``dynamics-quick``).
+    quick : bool, default=False
+        Use the quick configurations (fewer epochs).
+    n_jobs : int, default=2
+        Worker processes for training.
+    progress : bool, default=False
+        Show a progress bar while training.
+
+    Returns
+    -------
+    Zoo
+        Two models, in the order of :func:`dynamics_configs`; each keeps
+        ``zoo.n_snapshots`` snapshots from initialization to the end.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as directory:  # doctest: +SKIP
+    ...     zoo = dynamics_zoo(directory, quick=True)
+    """
+    name = "dynamics-quick" if quick else "dynamics"
+    return train_on_demand(
+        dynamics_configs(quick=quick),
+        Path(directory) / name,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+
+
+def shared_value_range(
+    zoo: Zoo,
+    model_ids: Sequence[str] | None = None,
+    *,
+    snapshots: Sequence[int] = (-1,),
+    percentile: float = DEFAULT_PERCENTILE,
+) -> float:
+    """Return one bin range ``r`` for a group of networks, so they share bins.
+
+    ``r`` is the ``percentile`` of ``|w|`` over the pooled weights of every
+    listed model and snapshot (:func:`wdcore.descriptors.default_value_range`).
+    A permutation does not change it, so the original network and its permuted
+    copies get identical bins.
+
+    Parameters
+    ----------
+    zoo : Zoo
+        The trained networks.
+    model_ids : sequence of str, optional
+        The networks to pool; all of the zoo by default.
+    snapshots : sequence of int, default=(-1,)
+        The snapshots to pool (``-1`` is the trained network).
+    percentile : float, default=99.0
+        Percentile of the absolute weights.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> config = dict(gallery_configs(n_seeds=1)[1], n_epochs=1, input_size=8)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     zoo = train_on_demand([config], directory, n_jobs=1)
+    ...     radius = shared_value_range(zoo, snapshots=(0, -1))
+    >>> radius > 0
+    True
+    """
+    model_ids = zoo.model_ids if model_ids is None else list(model_ids)
+    pooled = np.concatenate(
+        [zoo.weights(name, snapshot) for name in model_ids for snapshot in snapshots]
+    )  # (n_models * n_snapshots * n_weights,)
+    return float(default_value_range(pooled, percentile=percentile))
+
+
+def permutation_descriptors(
+    zoo: Zoo,
+    model_ids: Sequence[str] | None = None,
+    *,
+    n_permutations: int = 3,
+    size: tuple[int, int] = (32, 32),
+    value_range: float | None = None,
+    windows: str = "contiguous",
+    random_state: RandomState = None,
+) -> np.ndarray:
+    """Describe each trained network and random permutations of it.
+
+    Every hidden neuron and channel is permuted at once
+    (:func:`wdcore.permutations.permute_state_dict`), as in the supplement.
+
+    Parameters
+    ----------
+    zoo : Zoo
+        The trained networks.
+    model_ids : sequence of str, optional
+        The networks, all of the zoo by default.
+    n_permutations : int, default=3
+        Permuted copies per network.
+    size : (int, int), default=(32, 32)
+        Descriptor size ``(S, B)``.
+    value_range : float, optional
+        Shared bin range (e.g. :func:`shared_value_range`); None uses each
+        network's own range.
+    windows : {"contiguous", "layer"}, default="contiguous"
+        Window rule of :func:`wdcore.descriptors.mi_wd`; ``"layer"`` is
+        exactly invariant, so its permuted copies equal the original.
+    random_state : None, int or numpy.random.Generator, default=None
+        Source of the permutations.
+
+    Returns
+    -------
+    ndarray of shape (n_models, 1 + n_permutations, S, B)
+        Index 0 along axis 1 is the original network.
+
+    Raises
+    ------
+    ValueError
+        If ``n_permutations`` is not a positive int.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> config = dict(gallery_configs(n_seeds=1)[1], n_epochs=1, input_size=8)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     zoo = train_on_demand([config], directory, n_jobs=1)
+    ...     descriptors = permutation_descriptors(zoo, size=(8, 8), random_state=0)
+    >>> descriptors.shape
+    (1, 4, 8, 8)
+    """
+    n_permutations = _check_positive_int("n_permutations", n_permutations)
+    rng = check_random_state(random_state)
+    model_ids = zoo.model_ids if model_ids is None else list(model_ids)
+    descriptors = []
+    for name in model_ids:
+        state_dict = zoo.state_dict(name)
+        spec = permutation_spec(zoo.model(name))
+        variants = [state_dict] + [
+            permute_state_dict(state_dict, spec, random_state=rng)
+            for _ in range(n_permutations)
+        ]
+        vectors = np.stack([weight_vector(variant) for variant in variants])
+        # vectors: (1 + n_permutations, n_weights)
+        descriptors.append(
+            mi_wd(
+                vectors,
+                size=size,
+                value_range=value_range,
+                windows=windows,
+                layer_sizes=layer_sizes(state_dict) if windows == "layer" else None,
+            )
+        )
+    return np.stack(descriptors)  # (n_models, 1 + n_permutations, S, B)
+
+
+def snapshot_indices(n_snapshots: int, n_points: int) -> np.ndarray:
+    """Pick ``n_points`` evenly spaced snapshots, always the first and the last.
+
+    Parameters
+    ----------
+    n_snapshots : int
+        Snapshots available (20 in a zoo).
+    n_points : int
+        Snapshots wanted, at least 2 and at most ``n_snapshots``.
+
+    Returns
+    -------
+    ndarray of shape (n_points,)
+        Increasing snapshot numbers from 0 to ``n_snapshots - 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``n_points`` is below 2 or above ``n_snapshots``.
+
+    Examples
+    --------
+    >>> snapshot_indices(20, 8).tolist()
+    [0, 3, 5, 8, 11, 14, 16, 19]
+    """
+    n_snapshots = _check_positive_int("n_snapshots", n_snapshots)
+    n_points = _check_positive_int("n_points", n_points)
+    if not 2 <= n_points <= n_snapshots:
+        raise ValueError(
+            f"n_points={n_points!r} is not valid; expected an int in "
+            f"[2, n_snapshots={n_snapshots}]"
+        )
+    return np.rint(np.linspace(0, n_snapshots - 1, n_points)).astype(int)  # (n_points,)
+
+
+def snapshot_descriptors(
+    zoo: Zoo,
+    model_id: str,
+    snapshots: Sequence[int],
+    *,
+    size: tuple[int, int] = (32, 32),
+    value_range: float | None = None,
+    windows: str = "contiguous",
+) -> np.ndarray:
+    """Describe one network at several snapshots of its training.
+
+    Parameters
+    ----------
+    zoo : Zoo
+        The trained networks.
+    model_id : str
+        The network.
+    snapshots : sequence of int
+        Snapshot numbers (0 is the initialization, -1 the trained network).
+    size : (int, int), default=(32, 32)
+        Descriptor size ``(S, B)``.
+    value_range : float, optional
+        Shared bin range; pass one (e.g. :func:`shared_value_range`) so that a
+        change of scale during training shows. None uses each snapshot's own.
+
+    Returns
+    -------
+    ndarray of shape (n_points, S, B)
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> config = dict(gallery_configs(n_seeds=1)[1], n_epochs=1, input_size=8)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     zoo = train_on_demand([config], directory, n_jobs=1)
+    ...     name = zoo.model_ids[0]
+    ...     descriptors = snapshot_descriptors(zoo, name, [0, 19], size=(4, 4))
+    >>> descriptors.shape
+    (2, 4, 4)
+    """
+    vectors = np.stack([zoo.weights(model_id, snapshot) for snapshot in snapshots])
+    # vectors: (n_points, n_weights)
+    sizes = layer_sizes(zoo.state_dict(model_id)) if windows == "layer" else None
+    return mi_wd(
+        vectors, size=size, value_range=value_range, windows=windows, layer_sizes=sizes
+    )  # (n_points, S, B)
+
+
+def _as_descriptor_stack(
+    name: str, descriptors: object, *, min_count: int
+) -> np.ndarray:
+    """Check a stack of descriptors (n, ...) and return it as float64."""
+    array = np.asarray(descriptors, dtype=float)
+    if array.ndim < 2 or len(array) < min_count:
+        raise ValueError(
+            f"{name} has shape {array.shape!r}; expected a stack of at least "
+            f"{min_count} descriptors, shape (n, S, B)"
+        )
+    return array
+
+
+def descriptor_distances(
+    first: np.ndarray, second: np.ndarray | None = None
+) -> np.ndarray:
+    """Euclidean distances between two stacks of descriptors.
+
+    A descriptor of shape ``(S, B)`` is compared as a vector of ``S * B``
+    numbers: ``d(D, D') = sqrt(sum_ij (D_ij - D'_ij) ** 2)``.
+
+    Parameters
+    ----------
+    first : array-like of shape (n, S, B)
+        Descriptors (any trailing shape works; it is flattened).
+    second : array-like of shape (m, S, B), optional
+        Second stack; ``first`` again by default.
+
+    Returns
+    -------
+    ndarray of shape (n, m)
+
+    Raises
+    ------
+    ValueError
+        If a stack is empty or the descriptor shapes differ.
+
+    Examples
+    --------
+    >>> stack = np.array([[[0.0, 0.0]], [[3.0, 4.0]]])  # (2, 1, 2)
+    >>> descriptor_distances(stack).tolist()
+    [[0.0, 5.0], [5.0, 0.0]]
+    """
+    first = _as_descriptor_stack("first", first, min_count=1)  # (n, S, B)
+    second = (
+        first if second is None else _as_descriptor_stack("second", second, min_count=1)
+    )  # (m, S, B)
+    if first.shape[1:] != second.shape[1:]:
+        raise ValueError(
+            f"first holds descriptors of shape {first.shape[1:]!r} and second of "
+            f"shape {second.shape[1:]!r}; expected equal shapes"
+        )
+    rows = first.reshape(len(first), 1, -1)  # (n, 1, S * B)
+    columns = second.reshape(1, len(second), -1)  # (1, m, S * B)
+    return np.sqrt(np.sum((rows - columns) ** 2, axis=-1))  # (n, m)
+
+
+def mean_pairwise_distance(descriptors: np.ndarray) -> float:
+    """Mean distance over the distinct pairs of a stack of descriptors.
+
+    Parameters
+    ----------
+    descriptors : array-like of shape (n, S, B)
+        At least two descriptors.
+
+    Returns
+    -------
+    float
+        The mean of :func:`descriptor_distances` over pairs ``i < j``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two descriptors are given.
+
+    Examples
+    --------
+    >>> stack = np.array([[[0.0, 0.0]], [[3.0, 4.0]], [[0.0, 0.0]]])  # (3, 1, 2)
+    >>> round(mean_pairwise_distance(stack), 4)  # pairs: 5, 0, 5
+    3.3333
+    """
+    stack = _as_descriptor_stack("descriptors", descriptors, min_count=2)
+    distances = descriptor_distances(stack)  # (n, n)
+    upper = np.triu_indices(len(stack), k=1)
+    return float(distances[upper].mean())
+
+
+def mean_cross_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Mean distance between every descriptor of ``first`` and of ``second``.
+
+    Parameters
+    ----------
+    first : array-like of shape (n, S, B)
+    second : array-like of shape (m, S, B)
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        As :func:`descriptor_distances`.
+
+    Examples
+    --------
+    >>> first = np.zeros((2, 1, 2))
+    >>> second = np.array([[[3.0, 4.0]], [[6.0, 8.0]]])
+    >>> mean_cross_distance(first, second)
+    7.5
+    """
+    return float(descriptor_distances(first, second).mean())
+
+
+@dataclass(frozen=True)
+class GalleryDistances:
+    """Mean descriptor distances at the three levels of Figures 1-4.
+
+    Attributes
+    ----------
+    permutation : ndarray of shape (n_settings, n_seeds)
+        Per network: mean distance over pairs of its variants (the original
+        and its permuted copies).
+    seed : ndarray of shape (n_settings,)
+        Per setting: mean distance over pairs of its original networks
+        (different seeds).
+    setting : ndarray of shape (n_settings, n_settings)
+        Mean distance between the original networks of two settings, over
+        all seed pairs; the diagonal repeats ``seed``.
+    """
+
+    permutation: np.ndarray
+    seed: np.ndarray
+    setting: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """The three levels as single numbers (the setting level off-diagonal)."""
+        off_diagonal = ~np.eye(len(self.setting), dtype=bool)
+        return {
+            "permutations of one network": float(self.permutation.mean()),
+            "seeds of one setting": float(self.seed.mean()),
+            "different settings": float(self.setting[off_diagonal].mean()),
+        }
+
+
+def gallery_distances(descriptors: np.ndarray) -> GalleryDistances:
+    """Compare descriptors across permutations, seeds and training settings.
+
+    Parameters
+    ----------
+    descriptors : array-like of shape (n_settings, n_seeds, n_variants, S, B)
+        Variant 0 of each network is the original; the others are permuted
+        copies (as from :func:`permutation_descriptors`, reshaped). Needs at
+        least 2 seeds and 2 variants.
+
+    Returns
+    -------
+    GalleryDistances
+
+    Raises
+    ------
+    ValueError
+        If ``descriptors`` does not have five axes or has fewer than two
+        seeds or variants.
+
+    Notes
+    -----
+    With contiguous windows the permutation level is not zero: a permutation
+    changes which rows of a weight matrix fall into a window that cuts through
+    a layer, so that window's histogram changes by sampling noise. Chapter 5
+    measures this floor; ``windows="layer"`` descriptors remove it.
+
+    Examples
+    --------
+    >>> descriptors = np.zeros((2, 2, 2, 1, 1))
+    >>> descriptors[1, :, :, 0, 0] = 3.0  # setting 2 sits at distance 3
+    >>> descriptors[:, 1, :, 0, 0] += 1.0  # seed 2 sits at distance 1
+    >>> distances = gallery_distances(descriptors)
+    >>> distances.seed.tolist(), float(distances.setting[0, 1])
+    ([1.0, 1.0], 3.0)
+    >>> float(distances.permutation.max())
+    0.0
+    """
+    array = np.asarray(descriptors, dtype=float)
+    if array.ndim != 5 or array.shape[1] < 2 or array.shape[2] < 2:
+        raise ValueError(
+            f"descriptors has shape {array.shape!r}; expected (n_settings, "
+            "n_seeds >= 2, n_variants >= 2, S, B)"
+        )
+    n_settings, n_seeds = array.shape[:2]
+    permutation = np.array(
+        [[mean_pairwise_distance(network) for network in setting] for setting in array]
+    )  # (n_settings, n_seeds)
+    originals = array[:, :, 0]  # (n_settings, n_seeds, S, B)
+    setting = np.array(
+        [
+            [
+                mean_pairwise_distance(originals[row])
+                if row == column
+                else mean_cross_distance(originals[row], originals[column])
+                for column in range(n_settings)
+            ]
+            for row in range(n_settings)
+        ]
+    )  # (n_settings, n_settings)
+    return GalleryDistances(permutation, np.diag(setting).copy(), setting)
+
+
+def distance_to_final(descriptors: np.ndarray) -> np.ndarray:
+    """Distance of each snapshot's descriptor to the last one.
+
+    Parameters
+    ----------
+    descriptors : array-like of shape (n_snapshots, S, B)
+        Descriptors of one network in training order.
+
+    Returns
+    -------
+    ndarray of shape (n_snapshots,)
+        Ends with 0.
+
+    Raises
+    ------
+    ValueError
+        If ``descriptors`` holds no descriptor.
+
+    Examples
+    --------
+    >>> path = np.arange(4.0).reshape(4, 1, 1) * 2  # snapshots at 0, 2, 4, 6
+    >>> distance_to_final(path).tolist()
+    [6.0, 4.0, 2.0, 0.0]
+    """
+    stack = _as_descriptor_stack("descriptors", descriptors, min_count=1)
+    return descriptor_distances(stack, stack[-1:])[:, 0]  # (n_snapshots,)
