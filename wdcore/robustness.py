@@ -1,0 +1,1065 @@
+"""Permutation robustness and informativeness of weight-space representations.
+
+Chapter 4 of the book (``notebooks/04_robustness.ipynb``) uses this module to
+rebuild Table 1 of the supplement on our zoo:
+
+1. :func:`permute_models` permutes every network several times and checks that
+   its outputs do not change (:func:`measure_output_change`).
+2. :func:`fit_representations` fits global statistics, raw subsets, PCA,
+   random projections and MI-WD (contiguous and layer-exact) at several sizes;
+   :func:`apply_representations` maps weight vectors through them.
+3. :func:`intra_inter_ratio` and :func:`ratio_table` measure how far a permuted
+   copy moves relative to other networks; :func:`informativeness_table` scores
+   how well a linear probe predicts hyperparameters from a representation.
+4. :func:`load_paper_table`, :func:`merge_with_paper` and
+   :func:`compare_with_paper` put our numbers beside the paper's and check its
+   reading of the table; :func:`plot_tradeoff` draws invariance against
+   informativeness.
+
+Known limitations: the ratio is undefined (NaN, with
+:class:`UndefinedRatioWarning`) when all models share one representation; the
+informativeness probe is linear and needs ``cv`` members in every class.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
+from functools import partial
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from wdcore._random import RandomState, check_random_state
+
+__all__ = [
+    "FINDINGS",
+    "METRICS",
+    "REPRESENTATIONS",
+    "Informativeness",
+    "PermutedWeights",
+    "UndefinedRatioWarning",
+    "apply_representations",
+    "compare_with_paper",
+    "fit_representations",
+    "informativeness",
+    "informativeness_table",
+    "intra_inter_ratio",
+    "load_paper_table",
+    "measure_output_change",
+    "merge_with_paper",
+    "permute_models",
+    "plot_tradeoff",
+    "ratio_table",
+]
+
+METRICS = ("euclidean", "cosine")
+REPRESENTATIONS = (
+    "global_stats",
+    "raw",
+    "pca",
+    "random_projection",
+    "mi_wd",
+    "mi_wd_layer",
+)
+TABLE_COLUMNS = ("representation", "dim", "ratio")
+COSINE_TOLERANCE = 1e-12
+
+
+class UndefinedRatioWarning(RuntimeWarning):
+    """A model's inter distance is zero, so its intra/inter ratio is undefined."""
+
+
+class Informativeness(NamedTuple):
+    """Cross-validated accuracy of a probe and the majority-class rate."""
+
+    accuracy: float
+    chance: float
+
+
+class PermutedWeights(NamedTuple):
+    """Weight vectors of a set of models and of random permutations of each."""
+
+    original: np.ndarray
+    permuted: np.ndarray
+    output_change: np.ndarray
+
+
+# --------------------------------------------------------------------------
+# The intra/inter ratio
+# --------------------------------------------------------------------------
+
+
+def _paired_distances(left: np.ndarray, right: np.ndarray, metric: str):
+    """Distances between matching vectors along the last axis (float64)."""
+    if metric == "euclidean":
+        return np.linalg.norm(left - right, axis=-1)
+    cosine = (left * right).sum(axis=-1) / (
+        np.linalg.norm(left, axis=-1) * np.linalg.norm(right, axis=-1)
+    )
+    distances = np.clip(1.0 - cosine, 0.0, 2.0)
+    distances[distances < COSINE_TOLERANCE] = 0.0
+    return distances
+
+
+def _check_representations(original, permuted, metric: str):
+    """Validate the inputs of :func:`intra_inter_ratio`; return float64 copies."""
+    if metric not in METRICS:
+        raise ValueError(
+            f"metric={metric!r} is not supported; expected one of {METRICS}"
+        )
+    original = np.asarray(original, dtype=np.float64)  # (n_models, d)
+    permuted = np.asarray(permuted, dtype=np.float64)  # (n_models, n_perms, d)
+    if original.ndim != 2 or original.shape[0] < 2:
+        raise ValueError(
+            f"original has shape {original.shape!r}; expected (n_models, d) with "
+            "n_models >= 2"
+        )
+    expected = (original.shape[0], original.shape[1])
+    if permuted.ndim != 3 or permuted.shape[1] < 1 or permuted.shape[::2] != expected:
+        raise ValueError(
+            f"permuted has shape {permuted.shape!r}; expected (n_models, n_perms, d) "
+            f"= ({expected[0]}, n_perms >= 1, {expected[1]})"
+        )
+    if not (np.isfinite(original).all() and np.isfinite(permuted).all()):
+        raise ValueError("original and permuted must hold finite values only")
+    if metric == "cosine" and (
+        np.any(np.linalg.norm(original, axis=1) == 0)
+        or np.any(np.linalg.norm(permuted, axis=2) == 0)
+    ):
+        raise ValueError("metric='cosine' needs nonzero vectors; got a zero vector")
+    return original, permuted
+
+
+def intra_inter_ratio(
+    original: np.ndarray,
+    permuted: np.ndarray,
+    *,
+    metric: str = "euclidean",
+    average: bool = True,
+) -> float | np.ndarray:
+    """Intra/inter distance ratio of a representation under permutations.
+
+    For model ``i`` the intra distance is the mean distance from
+    ``original[i]`` to its permuted copies ``permuted[i, k]``, and the inter
+    distance is the mean distance from ``original[i]`` to ``original[j]`` over
+    all other models ``j != i``. The ratio of the two is 0 for a representation
+    that ignores permutations and about 1 for one in which a permuted copy looks
+    as different as another model (chapter 4, supplement Table 1).
+
+    Parameters
+    ----------
+    original : array-like of shape (n_models, d)
+        Representation of every model, ``n_models >= 2``.
+    permuted : array-like of shape (n_models, n_perms, d)
+        Representation of ``n_perms >= 1`` permuted copies of every model.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Distance between two representations; ``"cosine"`` is one minus the
+        cosine similarity and needs nonzero vectors.
+    average : bool, default=True
+        Return the mean ratio over models instead of the per-model ratios.
+
+    Returns
+    -------
+    float or ndarray of shape (n_models,)
+        The mean ratio, or the ratio of every model. A model whose inter
+        distance is zero (it cannot be told apart from any other model) has an
+        undefined ratio, returned as NaN; the mean is then NaN too.
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` is unknown, the shapes do not match, there are fewer than
+        two models, a value is not finite, or a vector is zero with
+        ``metric="cosine"``.
+
+    Warns
+    -----
+    UndefinedRatioWarning
+        If some model's inter distance is zero, for instance when the
+        representation is the same constant for every model.
+
+    Examples
+    --------
+    >>> original = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> permuted = original[:, None, :] + np.array([0.5, 0.0])
+    >>> intra_inter_ratio(original, permuted, average=False).round(3).tolist()
+    [0.067, 0.1, 0.067]
+    >>> intra_inter_ratio(original, original[:, None, :])
+    0.0
+    """
+    original, permuted = _check_representations(original, permuted, metric)
+    n_models = original.shape[0]
+
+    between = cdist(original, original, metric=metric)  # (n_models, n_models)
+    if metric == "cosine":
+        # Identical vectors give a rounding residue of ~1e-16 instead of 0.
+        between[between < COSINE_TOLERANCE] = 0.0
+    inter = between.sum(axis=1) / (n_models - 1)  # (n_models,)
+    intra = _paired_distances(original[:, None, :], permuted, metric).mean(
+        axis=1
+    )  # (n_models,)
+
+    undefined = inter == 0
+    if undefined.any():
+        warnings.warn(
+            f"{int(undefined.sum())} of {n_models} models have inter distance 0 "
+            "(the representation cannot tell them from the others); their ratio "
+            "is NaN",
+            UndefinedRatioWarning,
+            stacklevel=2,
+        )
+    ratios = np.divide(
+        intra, inter, out=np.full(n_models, np.nan), where=~undefined
+    )  # (n_models,)
+    return float(ratios.mean()) if average else ratios
+
+
+def ratio_table(
+    original: Mapping[tuple[str, int], np.ndarray],
+    permuted: Mapping[tuple[str, int], np.ndarray],
+    *,
+    metric: str = "euclidean",
+) -> pd.DataFrame:
+    """Intra/inter ratio of every representation, as a long table.
+
+    Parameters
+    ----------
+    original : mapping of (str, int) to ndarray of shape (n_models, dim)
+        Representations of the models.
+    permuted : mapping of (str, int) to ndarray of shape (n_models, n_perms, dim)
+        Representations of their permuted copies, with the same keys.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Passed to :func:`intra_inter_ratio`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``representation, dim, ratio`` in the order of ``original``.
+
+    Raises
+    ------
+    ValueError
+        If the keys differ, or as :func:`intra_inter_ratio`.
+
+    Examples
+    --------
+    >>> original = {("raw", 2): np.eye(2)}
+    >>> ratio_table(original, {("raw", 2): np.eye(2)[:, None, :]}).ratio.tolist()
+    [0.0]
+    """
+    if list(original) != list(permuted):
+        raise ValueError(
+            f"original has keys {list(original)!r} but permuted has "
+            f"{list(permuted)!r}; expected the same keys"
+        )
+    rows = [
+        (name, dim, intra_inter_ratio(values, permuted[(name, dim)], metric=metric))
+        for (name, dim), values in original.items()
+    ]
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+# --------------------------------------------------------------------------
+# Permuted copies of a set of models
+# --------------------------------------------------------------------------
+
+
+def measure_output_change(
+    model: torch.nn.Module,
+    state_dicts: Sequence[Mapping[str, torch.Tensor]],
+    inputs: torch.Tensor,
+) -> np.ndarray:
+    """Relative change of a model's outputs when its weights are replaced.
+
+    Runs ``model`` in eval mode on ``inputs`` with its own weights and with each
+    state dict in turn (a permuted copy computes the same function, so its
+    change is float rounding only). The change is the largest absolute output
+    difference divided by the largest absolute output of the original.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model with its original weights; it is not modified.
+    state_dicts : sequence of mapping of str to torch.Tensor
+        Replacement weights, e.g. permuted copies of ``model.state_dict()``.
+    inputs : torch.Tensor of shape (n_inputs, ...)
+        A batch the model accepts.
+
+    Returns
+    -------
+    ndarray of shape (n_state_dicts,)
+        The relative output change of every state dict (float64).
+
+    Raises
+    ------
+    ValueError
+        If ``state_dicts`` is empty or the original outputs are all zero.
+
+    Examples
+    --------
+    >>> from wdcore.permutations import permute_state_dict
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+    ...                             torch.nn.Linear(8, 2))
+    >>> twin = permute_state_dict(model.state_dict(), model, random_state=0)
+    >>> changes = measure_output_change(model, [twin], torch.randn(4, 3))
+    >>> bool(changes[0] < 1e-6)
+    True
+    """
+    if len(state_dicts) == 0:
+        raise ValueError("state_dicts is empty; expected at least one state dict")
+    copy = deepcopy(model).eval()
+    n_threads = torch.get_num_threads()
+
+    # A small network on a small batch runs fastest on one thread: more threads
+    # only add synchronization, which costs 20x on a busy machine.
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            reference = copy(inputs).double()  # (n_inputs, n_outputs)
+            scale = float(reference.abs().max())
+            if scale == 0:
+                raise ValueError("the model's outputs on inputs are all zero")
+            changes = []
+            for state_dict in state_dicts:
+                copy.load_state_dict(state_dict)
+                outputs = copy(inputs).double()  # (n_inputs, n_outputs)
+                changes.append(float((outputs - reference).abs().max()) / scale)
+    finally:
+        torch.set_num_threads(n_threads)
+    return np.asarray(changes)  # (n_state_dicts,)
+
+
+def permute_models(
+    models: Sequence[torch.nn.Module],
+    inputs: Sequence[torch.Tensor],
+    *,
+    n_permutations: int = 10,
+    random_state: RandomState = None,
+    progress: bool = False,
+) -> PermutedWeights:
+    """Permute every model at random several times and check its outputs.
+
+    Each permuted copy is made on the state dict
+    (:func:`wdcore.permutations.permute_state_dict`) and checked with
+    :func:`measure_output_change` on the model's own batch of inputs.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Sequential
+        Models whose weight vectors (:func:`wdcore.descriptors.weight_vector`)
+        all have the same length; they are not modified.
+    inputs : sequence of torch.Tensor
+        One input batch per model, e.g. test images of its dataset.
+    n_permutations : int, default=10
+        Random permutations per model.
+    random_state : None, int or numpy.random.Generator, default=None
+        Source of the permutations.
+    progress : bool, default=False
+        Show a progress bar over the models.
+
+    Returns
+    -------
+    PermutedWeights
+        ``original`` of shape (n_models, n_weights), ``permuted`` of shape
+        (n_models, n_permutations, n_weights), both float32, and
+        ``output_change`` of shape (n_models, n_permutations).
+
+    Raises
+    ------
+    ValueError
+        If there are no models, ``inputs`` has another length, or
+        ``n_permutations`` is not a positive int, or weight vectors differ in
+        length.
+
+    Examples
+    --------
+    >>> models = [torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(),
+    ...                               torch.nn.Linear(5, 2)) for _ in range(2)]
+    >>> result = permute_models(models, [torch.randn(4, 3)] * 2, n_permutations=3,
+    ...                         random_state=0)
+    >>> result.permuted.shape, bool(result.output_change.max() < 1e-6)
+    ((2, 3, 32), True)
+    """
+    from wdcore.descriptors import weight_vector
+    from wdcore.permutations import permutation_spec, permute_state_dict
+
+    if len(models) == 0 or len(inputs) != len(models):
+        raise ValueError(
+            f"got {len(models)} models and {len(inputs)} input batches; expected "
+            "at least one model and one batch per model"
+        )
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int):
+        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
+    rng = check_random_state(random_state)
+    original, permuted, changes = [], [], []
+    for model, batch in tqdm(
+        list(zip(models, inputs, strict=True)), disable=not progress, desc="permute"
+    ):
+        state_dict, spec = model.state_dict(), permutation_spec(model)
+        copies = [
+            permute_state_dict(state_dict, spec, random_state=rng)
+            for _ in range(n_permutations)
+        ]
+        changes.append(measure_output_change(model, copies, batch))
+        original.append(weight_vector(state_dict))  # (n_weights,)
+        permuted.append(np.stack([weight_vector(copy) for copy in copies]))
+    if len({len(weights) for weights in original}) != 1:
+        raise ValueError(
+            "models have weight vectors of lengths "
+            f"{sorted({len(weights) for weights in original})!r}; expected one "
+            "architecture (one length)"
+        )
+    return PermutedWeights(
+        np.stack(original),  # (n_models, n_weights)
+        np.stack(permuted),  # (n_models, n_permutations, n_weights)
+        np.stack(changes),  # (n_models, n_permutations)
+    )
+
+
+# --------------------------------------------------------------------------
+# The representations of Table 1
+# --------------------------------------------------------------------------
+
+
+def _project(weights: np.ndarray, *, mean: np.ndarray, components: np.ndarray):
+    """Centre ``weights`` and project them on the rows of ``components``."""
+    return (weights - mean) @ components.T  # (n, n_components)
+
+
+def _flat_descriptors(weights: np.ndarray, **options) -> np.ndarray:
+    """MI-WD of every row of ``weights``, flattened to (n_models, S * B)."""
+    from wdcore.descriptors import mi_wd
+
+    return mi_wd(weights, **options).reshape(len(weights), -1)
+
+
+def fit_representations(
+    snapshots: np.ndarray,
+    *,
+    dims: Sequence[int] = (16, 64, 256, 1024),
+    layer_sizes: Sequence[int],
+    value_range: float | None,
+    names: Sequence[str] = REPRESENTATIONS,
+    random_state: RandomState = None,
+) -> dict[tuple[str, int], Callable[[np.ndarray], np.ndarray]]:
+    """Fit every representation of Table 1 on a set of weight vectors.
+
+    PCA is fitted once with ``max(dims)`` components (randomized SVD) and a
+    smaller size keeps the leading components; raw subsets and random
+    projections are drawn per size. MI-WD of size ``dim`` is the ``S x S``
+    descriptor with ``S = sqrt(dim)``, flattened; ``mi_wd_layer`` is its
+    layer-exact variant. Global statistics exist at 16 dims only, and PCA only
+    at sizes up to ``min(n_snapshots, n_weights)``; other sizes are skipped.
+
+    Parameters
+    ----------
+    snapshots : ndarray of shape (n_snapshots, n_weights)
+        Weight vectors the data-driven baselines are fitted on (chapter 4 uses
+        every snapshot of the zoo, so that 1024 principal components exist).
+    dims : sequence of int, default=(16, 64, 256, 1024)
+        Output sizes; perfect squares (for MI-WD).
+    layer_sizes : sequence of int
+        Sizes of the tensors making up a weight vector
+        (:func:`wdcore.descriptors.layer_sizes`), for ``mi_wd_layer``.
+    value_range : float or None
+        MI-WD bin range ``r`` shared by all models, or None for each model's
+        own default (:func:`wdcore.descriptors.default_value_range`).
+    names : sequence of str, default=REPRESENTATIONS
+        Which representations to fit.
+    random_state : None, int or numpy.random.Generator, default=None
+        Source of the raw subsets, projections and the randomized SVD.
+
+    Returns
+    -------
+    dict of (str, int) to callable
+        ``(representation, dim)`` to a function mapping weight vectors of
+        shape (n, n_weights) to features of shape (n, dim), ordered by
+        representation, then size.
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown or a size is not a positive perfect square.
+
+    Examples
+    --------
+    >>> snapshots = np.random.default_rng(0).normal(size=(20, 64))
+    >>> fitted = fit_representations(snapshots, dims=(4, 16), layer_sizes=[48, 16],
+    ...                              value_range=2.0, random_state=0)
+    >>> [key for key in fitted if key[0] == "pca"]
+    [('pca', 4), ('pca', 16)]
+    >>> fitted[("mi_wd", 16)](snapshots[:3]).shape
+    (3, 16)
+    """
+    from wdcore.baselines import GlobalStatistics, make_baseline
+
+    unknown = sorted(set(names) - set(REPRESENTATIONS))
+    if unknown:
+        raise ValueError(f"names={unknown!r} are unknown; expected {REPRESENTATIONS}")
+    for dim in dims:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dims holds {dim!r}; expected positive ints")
+        if round(dim**0.5) ** 2 != dim:
+            raise ValueError(f"dims holds {dim!r}; expected perfect squares (S x S)")
+    rng = check_random_state(random_state)
+    dims = sorted(dims)
+    fitted = {}
+    for name in names:
+        if name == "global_stats" and 16 in dims:
+            fitted[(name, 16)] = GlobalStatistics().fit(snapshots).transform
+        elif name == "pca":
+            usable = [dim for dim in dims if dim <= min(snapshots.shape)]
+            if usable:
+                pca = make_baseline("pca", n_components=usable[-1], random_state=rng)
+                pca_ = pca.fit(snapshots).pca_
+                for dim in usable:
+                    fitted[(name, dim)] = partial(
+                        _project, mean=pca_.mean_, components=pca_.components_[:dim]
+                    )
+        elif name in ("raw", "random_projection"):
+            for dim in dims:
+                baseline = make_baseline(name, n_components=dim, random_state=rng)
+                fitted[(name, dim)] = baseline.fit(snapshots[:1]).transform
+        elif name in ("mi_wd", "mi_wd_layer"):
+            for dim in dims:
+                fitted[(name, dim)] = partial(
+                    _flat_descriptors,
+                    size=round(dim**0.5),
+                    value_range=value_range,
+                    windows="layer" if name == "mi_wd_layer" else "contiguous",
+                    layer_sizes=layer_sizes,
+                )
+    return fitted
+
+
+def apply_representations(
+    representations: Mapping[tuple[str, int], Callable[[np.ndarray], np.ndarray]],
+    weights: np.ndarray,
+) -> dict[tuple[str, int], np.ndarray]:
+    """Map weight vectors through every representation.
+
+    Parameters
+    ----------
+    representations : mapping of (str, int) to callable
+        ``(representation, dim)`` to a function from a (n, n_weights) matrix
+        to a (n, dim) matrix, e.g. from :func:`fit_representations`.
+    weights : ndarray of shape (..., n_weights)
+        Weight vectors with any leading shape, e.g. (n_models, n_perms,
+        n_weights).
+
+    Returns
+    -------
+    dict of (str, int) to ndarray of shape (..., dim)
+        Same keys and leading shape.
+
+    Raises
+    ------
+    ValueError
+        If a representation returns a shape other than (n, dim).
+
+    Examples
+    --------
+    >>> first = {("first", 1): lambda weights: weights[:, :1]}
+    >>> apply_representations(first, np.ones((2, 3, 4)))[("first", 1)].shape
+    (2, 3, 1)
+    """
+    weights = np.asarray(weights)
+    flat = weights.reshape(-1, weights.shape[-1])  # (n, n_weights)
+    features = {}
+    for (name, dim), represent in representations.items():
+        values = np.asarray(represent(flat))  # (n, dim)
+        if values.shape != (len(flat), dim):
+            raise ValueError(
+                f"representation {(name, dim)!r} returned shape {values.shape!r}; "
+                f"expected {(len(flat), dim)!r}"
+            )
+        features[(name, dim)] = values.reshape(*weights.shape[:-1], dim)
+    return features
+
+
+# --------------------------------------------------------------------------
+# Informativeness
+# --------------------------------------------------------------------------
+
+
+def informativeness(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    cv: int = 5,
+    random_state: int = 0,
+) -> Informativeness:
+    """Cross-validated accuracy of a linear probe that predicts a label.
+
+    The probe is a standardization followed by a multinomial logistic
+    regression, scored by stratified ``cv``-fold cross-validation with shuffled
+    folds. Chance is the majority-class rate: the accuracy of always answering
+    the most common label.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, n_features)
+        One representation per model.
+    labels : array-like of shape (n_samples,)
+        The hyperparameter to predict (any hashable values), with at least two
+        classes and at least ``cv`` samples in every class.
+    cv : int, default=5
+        Number of folds, at least 2.
+    random_state : int, default=0
+        Seed of the fold shuffling, so that every representation is scored on
+        the same folds.
+
+    Returns
+    -------
+    Informativeness
+        Named tuple ``(accuracy, chance)``, both in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, a feature is not finite, there are fewer
+        than two classes, ``cv`` is below 2, or a class has fewer than ``cv``
+        samples.
+
+    Examples
+    --------
+    >>> features = np.repeat([[0.0], [1.0]], 10, axis=0)
+    >>> labels = np.repeat(["a", "b"], 10)
+    >>> informativeness(features, labels, cv=5)
+    Informativeness(accuracy=1.0, chance=0.5)
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = np.asarray(features, dtype=np.float64)  # (n_samples, n_features)
+    labels = np.asarray(labels)  # (n_samples,)
+    if features.ndim != 2 or labels.shape != features.shape[:1]:
+        raise ValueError(
+            f"features has shape {features.shape!r} and labels {labels.shape!r}; "
+            "expected (n_samples, n_features) and (n_samples,)"
+        )
+    if not np.isfinite(features).all():
+        raise ValueError("features must hold finite values only")
+    if isinstance(cv, bool) or not isinstance(cv, int) or cv < 2:
+        raise ValueError(f"cv={cv!r} is not valid; expected an int >= 2")
+    _, counts = np.unique(labels, return_counts=True)
+    if counts.size < 2:
+        raise ValueError(f"labels hold {counts.size} class; expected at least 2")
+    if counts.min() < cv:
+        raise ValueError(
+            f"cv={cv!r} is larger than the smallest class ({counts.min()} samples); "
+            "expected every class to have at least cv samples"
+        )
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+
+    # These fits are small; one BLAS thread avoids synchronization that makes
+    # them several times slower on a busy machine.
+    with threadpool_limits(limits=1):
+        scores = cross_val_score(probe, features, labels, cv=folds)
+    return Informativeness(float(scores.mean()), float(counts.max() / counts.sum()))
+
+
+def informativeness_table(
+    representations: Mapping[tuple[str, int], np.ndarray],
+    targets: pd.DataFrame,
+    *,
+    cv: int = 5,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Informativeness of several representations about several hyperparameters.
+
+    Every representation is scored by :func:`informativeness` on the same folds
+    for every column of ``targets``. A target whose smallest class has fewer
+    than ``cv`` members is scored with as many folds as that class has members;
+    with fewer than two (or with a single class) its accuracy is NaN, which
+    happens only in small zoos.
+
+    Parameters
+    ----------
+    representations : mapping of (str, int) to array-like of shape (n_models, dim)
+        Features keyed by ``(representation, dim)``.
+    targets : pandas.DataFrame of shape (n_models, n_targets)
+        One column per hyperparameter, rows in the order of the features.
+    cv : int, default=5
+        Largest number of folds, at least 2.
+    random_state : int, default=0
+        Seed of the fold shuffling.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``representation, dim, hyperparameter, accuracy, chance,
+        n_folds``, one row per representation and hyperparameter.
+
+    Raises
+    ------
+    ValueError
+        If ``representations`` is empty, a feature matrix has a number of rows
+        other than ``len(targets)``, or ``cv`` is below 2.
+
+    Examples
+    --------
+    >>> targets = pd.DataFrame({"optimizer": ["adam", "sgd"] * 10})
+    >>> features = {("toy", 1): (targets.optimizer == "sgd").to_numpy()[:, None]}
+    >>> table = informativeness_table(features, targets)
+    >>> table[["hyperparameter", "accuracy", "chance", "n_folds"]].to_dict("records")
+    [{'hyperparameter': 'optimizer', 'accuracy': 1.0, 'chance': 0.5, 'n_folds': 5}]
+    """
+    if not representations:
+        raise ValueError("representations is empty; expected at least one entry")
+    if isinstance(cv, bool) or not isinstance(cv, int) or cv < 2:
+        raise ValueError(f"cv={cv!r} is not valid; expected an int >= 2")
+    rows = []
+    for (name, dim), features in representations.items():
+        features = np.asarray(features)  # (n_models, dim)
+        if features.shape[0] != len(targets):
+            raise ValueError(
+                f"representations[{(name, dim)!r}] has {features.shape[0]} rows; "
+                f"expected one per row of targets ({len(targets)})"
+            )
+        for column in targets.columns:
+            counts = targets[column].value_counts()
+            n_folds = int(min(cv, counts.min()))
+            score = Informativeness(np.nan, float(counts.max() / counts.sum()))
+            if n_folds >= 2 and counts.size >= 2:
+                score = informativeness(
+                    features,
+                    targets[column].to_numpy(),
+                    cv=n_folds,
+                    random_state=random_state,
+                )
+            rows.append((name, dim, column, *score, n_folds))
+    columns = ["representation", "dim", "hyperparameter", "accuracy", "chance"]
+    return pd.DataFrame(rows, columns=[*columns, "n_folds"])
+
+
+# --------------------------------------------------------------------------
+# The paper's table and its findings
+# --------------------------------------------------------------------------
+
+
+def load_paper_table() -> pd.DataFrame:
+    """Table 1 of the supplement as printed: ratios of five representations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``representation, dim, ratio``; representations are named as in
+        :data:`REPRESENTATIONS` (the paper has no ``mi_wd_layer``).
+
+    Examples
+    --------
+    >>> paper = load_paper_table()
+    >>> paper.shape
+    (17, 3)
+    >>> float(paper.query("representation == 'mi_wd' and dim == 256").ratio.item())
+    0.082
+    """
+    source = resources.files("wdcore") / "paper" / "table1_paper.csv"
+    with source.open("r", encoding="utf-8") as handle:
+        return pd.read_csv(handle)
+
+
+def _check_table(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Check that ``table`` is a long ratio table; return its three columns."""
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(
+            f"{name} must be a DataFrame with columns {TABLE_COLUMNS}; got "
+            f"{type(table).__name__!r}"
+        )
+    if not set(TABLE_COLUMNS) <= set(table.columns):
+        raise ValueError(
+            f"{name} has columns {list(table.columns)!r}; expected at least "
+            f"{TABLE_COLUMNS}"
+        )
+    if table.duplicated(["representation", "dim"]).any():
+        raise ValueError(f"{name} lists a (representation, dim) pair twice")
+    return table[list(TABLE_COLUMNS)]
+
+
+def merge_with_paper(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Put our ratios and the paper's side by side, one row per (representation, dim).
+
+    Parameters
+    ----------
+    ours, paper : pandas.DataFrame
+        Long tables with columns ``representation, dim, ratio``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``representation, dim, ratio, paper_ratio`` with the rows of
+        ``ours`` in their order; ``paper_ratio`` is NaN where the paper has no
+        number.
+
+    Raises
+    ------
+    ValueError
+        If a table lacks a column or lists a (representation, dim) pair twice.
+
+    Examples
+    --------
+    >>> ours = pd.DataFrame({"representation": ["raw", "mi_wd_layer"],
+    ...                      "dim": [16, 16], "ratio": [0.5, 0.0]})
+    >>> merge_with_paper(ours, load_paper_table()).paper_ratio.tolist()
+    [0.315, nan]
+    """
+    ours = _check_table(ours, "ours")
+    paper = _check_table(paper, "paper").rename(columns={"ratio": "paper_ratio"})
+    return ours.merge(paper, on=["representation", "dim"], how="left")
+
+
+def _ratios(table: pd.DataFrame, representation: str) -> pd.Series:
+    """Ratios of one representation indexed by dim, in increasing dim."""
+    rows = table[table.representation == representation]
+    return rows.set_index("dim").ratio.sort_index()
+
+
+def _global_stats_lowest(table: pd.DataFrame) -> tuple[bool | None, str]:
+    """Global statistics have the lowest ratio at the smallest size."""
+    if "global_stats" not in set(table.representation):
+        return None, "no global_stats"
+    dim = int(_ratios(table, "global_stats").index.min())
+    others = table[(table.dim == dim) & (table.representation != "global_stats")]
+    others = others[others.representation.isin(REPRESENTATIONS[:5])]
+    if others.empty:
+        return None, f"nothing else at {dim}"
+    best = others.loc[others.ratio.idxmin()]
+    value = float(_ratios(table, "global_stats")[dim])
+    text = f"{value:.3f} vs next {best.representation} {best.ratio:.3f} ({dim} dims)"
+    return bool(value < best.ratio), text
+
+
+def _raw_and_projection_highest(table: pd.DataFrame) -> tuple[bool | None, str]:
+    """Raw and random projection have the highest mean ratio over sizes."""
+    names = ("raw", "random_projection", "pca", "mi_wd")
+    wide = table.pivot(index="dim", columns="representation", values="ratio")
+    if not set(names) <= set(wide.columns):
+        return None, "a representation is missing"
+    means = wide[list(names)].dropna().mean()
+    if wide[list(names)].dropna().empty:
+        return None, "no size shared by all four"
+    text = ", ".join(f"{name} {means[name]:.3f}" for name in names)
+    return bool(means[list(names[:2])].min() > means[list(names[2:])].max()), text
+
+
+def _pca_grows(table: pd.DataFrame) -> tuple[bool | None, str]:
+    """PCA's ratio increases with the number of components."""
+    ratios = _ratios(table, "pca").dropna()
+    if ratios.size < 2:
+        return None, "fewer than two PCA sizes"
+    text = ", ".join(f"{dim}: {value:.3f}" for dim, value in ratios.items())
+    return bool(np.all(np.diff(ratios.to_numpy()) > 0)), text
+
+
+def _mi_wd_lowest_large(table: pd.DataFrame) -> tuple[bool | None, str]:
+    """MI-WD beats raw, PCA and projection at its two largest sizes."""
+    ratios = _ratios(table, "mi_wd").dropna()
+    if ratios.empty:
+        return None, "no mi_wd"
+    holds, parts = True, []
+    for dim, value in ratios.iloc[-2:].items():
+        rows = table[
+            (table.dim == dim) & table.representation.isin(REPRESENTATIONS[1:4])
+        ]
+        best = float(rows.ratio.min()) if not rows.empty else np.inf
+        holds &= bool(value < best)
+        parts.append(f"{dim}: {value:.3f} vs {best:.3f}")
+    return holds, "; ".join(parts)
+
+
+def _mi_wd_below_raw(table: pd.DataFrame) -> tuple[bool | None, str]:
+    """MI-WD has a lower ratio than raw and random projection at every size."""
+    wide = table.pivot(index="dim", columns="representation", values="ratio")
+    names = ["mi_wd", "raw", "random_projection"]
+    if not set(names) <= set(wide.columns) or wide[names].dropna().empty:
+        return None, "a representation is missing"
+    shared = wide[names].dropna()
+    worst = (shared.mi_wd / shared[names[1:]].min(axis=1)).max()
+    return bool(worst < 1), f"largest mi_wd / min(raw, projection) = {worst:.2f}"
+
+
+FINDINGS: tuple[tuple[str, Callable], ...] = (
+    ("Global statistics are the most invariant", _global_stats_lowest),
+    ("Raw and random projection are the least invariant", _raw_and_projection_highest),
+    ("PCA's ratio grows with the number of components", _pca_grows),
+    ("MI-WD is the most invariant at the two largest sizes", _mi_wd_lowest_large),
+    ("MI-WD is more invariant than raw and projection", _mi_wd_below_raw),
+)
+
+
+def _mean_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and chance averaged over hyperparameters, per representation."""
+    columns = {"representation", "dim", "accuracy", "chance"}
+    if not isinstance(scores, pd.DataFrame) or not columns <= set(scores.columns):
+        found = list(scores.columns) if isinstance(scores, pd.DataFrame) else scores
+        raise ValueError(
+            f"scores={found!r} is not valid; expected a DataFrame with columns "
+            f"{sorted(columns)} (see informativeness_table)"
+        )
+    return scores.groupby(["representation", "dim"], as_index=False)[
+        ["accuracy", "chance"]
+    ].mean()
+
+
+def _global_stats_less_informative(scores: pd.DataFrame) -> tuple[bool | None, str]:
+    """Global statistics score below the best MI-WD size."""
+    means = _mean_scores(scores).set_index("representation")
+    if not {"global_stats", "mi_wd"} <= set(means.index):
+        return None, "global_stats or mi_wd was not scored"
+    stats = float(means.loc[["global_stats"], "accuracy"].max())
+    best = means.loc[["mi_wd"]].sort_values("accuracy").iloc[-1]
+    text = (
+        f"mean accuracy {stats:.2f} vs mi_wd {best.accuracy:.2f} "
+        f"({int(best.dim)} dims); chance {means.chance.mean():.2f}"
+    )
+    return bool(stats < best.accuracy), text
+
+
+def compare_with_paper(
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
+    *,
+    scores: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Check the paper's reading of Table 1 on the paper's numbers and on ours.
+
+    Each finding in :data:`FINDINGS` is evaluated on both tables: the
+    ``paper`` and ``ours`` columns quote the numbers the finding rests on, and
+    ``holds`` says whether it is true of ``ours``. Only the paper's five
+    representations enter (``mi_wd``, not the layer-exact ``mi_wd_layer``).
+    Sizes missing from a table are skipped, so a finding about "the two
+    largest sizes" uses the two largest sizes that table has. With
+    ``scores``, a last row checks the paper's remark that global statistics
+    carry too little information, which it states without numbers.
+
+    Parameters
+    ----------
+    ours, paper : pandas.DataFrame
+        Long tables with columns ``representation, dim, ratio``.
+    scores : pandas.DataFrame, optional
+        Our informativeness, from :func:`informativeness_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``finding, paper, ours, holds``, one row per finding;
+        ``holds`` is True, False or None (cannot be checked on ``ours``).
+
+    Raises
+    ------
+    ValueError
+        If a table lacks a column or lists a (representation, dim) pair twice,
+        or ``scores`` lacks a column.
+
+    Examples
+    --------
+    >>> paper = load_paper_table()
+    >>> compare_with_paper(paper, paper).holds.tolist()
+    [True, True, True, True, True]
+    """
+    ours, paper = _check_table(ours, "ours"), _check_table(paper, "paper")
+    rows = []
+    for finding, check in FINDINGS:
+        _, paper_text = check(paper)
+        holds, ours_text = check(ours)
+        rows.append((finding, paper_text, ours_text, holds))
+    if scores is not None:
+        holds, ours_text = _global_stats_less_informative(scores)
+        finding = "Global statistics carry less information than MI-WD"
+        rows.append((finding, "stated without numbers", ours_text, holds))
+    return pd.DataFrame(rows, columns=["finding", "paper", "ours", "holds"])
+
+
+# --------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------
+
+
+def plot_tradeoff(
+    ratios: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Scatter invariance against informativeness, one line per representation.
+
+    Parameters
+    ----------
+    ratios : pandas.DataFrame
+        Columns ``representation, dim, ratio`` (from :func:`ratio_table`).
+    scores : pandas.DataFrame
+        Columns ``representation, dim, accuracy, chance`` (from
+        :func:`informativeness_table`); accuracies and chances are averaged
+        over the hyperparameters.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes if None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        If no (representation, dim) pair is in both tables.
+
+    Examples
+    --------
+    >>> ratios = pd.DataFrame({"representation": ["raw"], "dim": [16],
+    ...                        "ratio": [0.5]})
+    >>> scores = pd.DataFrame({"representation": ["raw"], "dim": [16],
+    ...                        "accuracy": [0.6], "chance": [0.4]})
+    >>> plot_tradeoff(ratios, scores).get_xlabel()
+    'mean probe accuracy over hyperparameters (fraction correct)'
+    """
+    import matplotlib.pyplot as plt
+
+    means = scores.groupby(["representation", "dim"], as_index=False)[
+        ["accuracy", "chance"]
+    ].mean()
+    merged = _check_table(ratios, "ratios").merge(means, on=["representation", "dim"])
+    if merged.empty:
+        raise ValueError(
+            "ratios and scores share no (representation, dim) pair; expected both "
+            "tables to describe the same representations"
+        )
+    if ax is None:
+        _, ax = plt.subplots()
+    # Distinct markers keep lines of similar colour apart; single points (global
+    # statistics) are drawn large and on top, and labels alternate above/below.
+    markers = "os^DvP<>"
+    groups = merged.groupby("representation", sort=False)
+    for index, (name, rows) in enumerate(groups):
+        rows = rows.sort_values("dim")
+        single = len(rows) == 1
+        ax.plot(
+            rows.accuracy, rows.ratio, "-", label=name, zorder=3 if single else 2,
+            marker="*" if single else markers[index % len(markers)],
+            markersize=11 if single else 5,
+        )  # fmt: skip
+        for row in rows.itertuples():
+            ax.annotate(
+                str(row.dim), (row.accuracy, row.ratio), fontsize=7,
+                xytext=(3, 4 if index % 2 == 0 else -10), textcoords="offset points",
+            )  # fmt: skip
+    ax.axvline(means.chance.mean(), color="grey", linestyle="--", label="chance")
+    ax.set_xlabel("mean probe accuracy over hyperparameters (fraction correct)")
+    ax.set_ylabel("intra/inter distance ratio (lower = more invariant)")
+    ax.legend(loc="best")
+    return ax
