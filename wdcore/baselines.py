@@ -137,12 +137,16 @@ def global_statistics(weights: np.ndarray) -> np.ndarray:
     constant = matrix.max(axis=1) == matrix.min(axis=1)  # (n_models,)
     mean = np.where(constant, matrix[:, 0], matrix.mean(axis=1))  # (n_models,)
     centred = matrix - mean[:, None]  # (n_models, n_weights)
-    variance = np.mean(centred**2, axis=1)  # (n_models,)
+    # Products instead of ** 3 and ** 4: numpy's general power is far slower.
+    squared = centred * centred  # (n_models, n_weights)
+    variance = squared.mean(axis=1)  # (n_models,)
     std = np.sqrt(variance)  # (n_models,)
 
     safe = np.where(variance > 0, variance, 1.0)  # (n_models,)
-    skewness = np.where(variance > 0, np.mean(centred**3, axis=1) / safe**1.5, 0.0)
-    kurtosis = np.where(variance > 0, np.mean(centred**4, axis=1) / safe**2 - 3, 0.0)
+    third = np.mean(squared * centred, axis=1)  # (n_models,)
+    fourth = np.mean(squared * squared, axis=1)  # (n_models,)
+    skewness = np.where(variance > 0, third / safe**1.5, 0.0)  # (n_models,)
+    kurtosis = np.where(variance > 0, fourth / safe**2 - 3, 0.0)  # (n_models,)
     quantiles = np.quantile(matrix, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1).T  # (m, 5)
     magnitudes = np.abs(matrix)  # (n_models, n_weights)
     columns = [

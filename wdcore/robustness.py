@@ -36,7 +36,7 @@ import torch
 from matplotlib.axes import Axes
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from wdcore._random import RandomState, check_random_state
 
