@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -392,6 +394,45 @@ def test_invalid_value_range(value_range):
         mi_wd(np.ones(100, dtype=np.float32), size=4, value_range=value_range)
 
 
+@pytest.mark.parametrize(
+    ("value_range", "message"),
+    [
+        (1e300, r"value_range=1e\+300 is not valid; expected a finite number r "),
+        (1e-300, r"value_range=1e-300 is not valid; expected .*2.35e-38 <= r <= "),
+        (3.5e38, r"value_range=3.5e\+38 .*r <= 3.4e\+38, so that r and the bin"),
+        (2e-38, r"value_range=2e-38 .* bin width 2r/4 are normal float32 numbers"),
+        ([1.0, 1e-300], r"value_range=\[1.0, 1e-300\] is not valid \(r=1e-300\)"),
+    ],
+)
+def test_value_range_must_suit_float32(value_range, message):
+    """Regression: 1e300 put every weight in the centre bin, 1e-300 overflowed."""
+    weights = np.ones((2, 100), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            mi_wd(weights, size=4, value_range=value_range)
+
+
+@pytest.mark.parametrize("n_bins", [3, 4, 300])
+def test_extreme_valid_value_ranges_are_accepted(n_bins):
+    smallest = float(np.finfo(np.float32).smallest_normal) * n_bins / 2
+    weights = np.array([-1.0, 0.0, 1.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = mi_wd(weights, size=(1, n_bins), value_range=smallest)
+        huge = mi_wd(weights, size=(1, n_bins), value_range=3.4e38)
+    np.testing.assert_array_equal(tiny[0, [0, -1]], [1 / 3, 1 / 3])
+    assert huge[0, n_bins // 2] == 1
+
+
+def test_default_value_range_too_small_is_refused():
+    weights = np.full(100, 1e-40, dtype=np.float32)
+    with pytest.raises(
+        ValueError, match=r"default value range r=[\d.]+e-41 of model 0"
+    ):
+        mi_wd(weights, size=4)
+
+
 @pytest.mark.parametrize("value_range", ["1.0", True, object()])
 def test_value_range_of_wrong_type(value_range):
     with pytest.raises(TypeError, match="value_range=.* is not valid"):
@@ -441,6 +482,53 @@ def test_invalid_sources(source, error, message):
         mi_wd(source, size=1)
 
 
+def test_meta_and_sparse_tensors_name_the_tensor():
+    """Regression: they gave a raw NotImplementedError / RuntimeError."""
+    meta = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)).to("meta")
+    with pytest.raises(ValueError, match=r"tensor '0.weight' is on the meta device"):
+        mi_wd(meta, size=2)
+    with pytest.raises(ValueError, match=r"tensor 'weights' is on the meta device"):
+        mi_wd(torch.ones(10, device="meta"), size=2)
+    sparse = {"w": torch.eye(4).to_sparse(), "b": torch.ones(4)}
+    with pytest.raises(ValueError, match=r"tensor 'w' has layout torch.sparse_coo"):
+        weight_vector(sparse)
+    with pytest.raises(ValueError, match=r"tensor 'weights' has layout torch.sparse"):
+        weight_vector(torch.ones(4).to_sparse())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lists_of_numbers_are_accepted(seed):
+    """Regression: the docstrings said array-like, but lists were refused."""
+    weights = np.random.default_rng(seed).normal(size=(2, 40))  # (2, 40)
+    as_list = weights.tolist()
+    np.testing.assert_array_equal(
+        weight_vector(as_list[0]), weights[0].astype(np.float32)
+    )
+    np.testing.assert_array_equal(mi_wd(as_list, size=4), mi_wd(weights, size=4))
+    np.testing.assert_array_equal(
+        mi_wd(tuple(as_list[1]), size=4), mi_wd(weights[1], size=4)
+    )
+    np.testing.assert_array_equal(
+        default_value_range(as_list), default_value_range(weights)
+    )
+    assert weight_vector([1, 2, 3]).tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ([[1.0, 2.0], [3.0]], "source is a list that is not a rectangular array"),
+        (["a", "b"], r"source is a list of non-numeric values \(dtype <U1\)"),
+        ((True, False), r"source is a tuple of non-numeric values \(dtype bool\)"),
+    ],
+)
+def test_bad_lists_are_refused(source, message):
+    with pytest.raises(TypeError, match=message):
+        weight_vector(source)
+    with pytest.raises(TypeError, match=message):
+        mi_wd(source, size=1)
+
+
 def test_weight_vector_refuses_a_matrix():
     with pytest.raises(ValueError, match=r"shape \(2, 3\); expected a 1-D array"):
         weight_vector(np.ones((2, 3), dtype=np.float32))
@@ -455,8 +543,8 @@ def test_percentile_must_be_in_range():
     ("name", "content", "message"),
     [
         ("missing.pt", None, "does not exist"),
-        ("cut.pt", "truncate", "could not be read.*truncated or corrupt"),
-        ("cut.safetensors", "truncate", "could not be read.*truncated or corrupt"),
+        ("cut.pt", "truncate", "not a readable .*truncated or corrupt"),
+        ("cut.safetensors", "truncate", "not a readable .*truncated or corrupt"),
         ("model.txt", b"", "suffix '.txt'"),
     ],
 )
@@ -535,3 +623,90 @@ def test_describe_bad_size_is_a_usage_error(tmp_path, size):
     with pytest.raises(SystemExit) as exit_info:
         main_describe(["m.pt", "--size", size, "--out", str(tmp_path / "d.npy")])
     assert exit_info.value.code == 2
+
+
+def make_checkpoint(directory) -> str:
+    """Save a small Linear state dict as m.pt and return its path."""
+    return str(io.save_state_dict(nn.Linear(8, 8).state_dict(), directory / "m.pt"))
+
+
+def check_one_error_line(capsys, message: str) -> None:
+    """Assert standard error is exactly one ``error:`` line containing message."""
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err, err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("garbage.pt", b"hello world", "not a readable PyTorch/safetensors checkpoint"),
+        ("short.pt", b"ab", "(the file is too short: 2 bytes)"),
+        ("dir.pt", None, "is a directory; expected a checkpoint file"),
+    ],
+)
+def test_describe_bad_checkpoint_gives_one_error_line(
+    tmp_path, capsys, name, content, message
+):
+    """Regression: a text file gave a KeyError traceback, a directory "missing"."""
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    assert main_describe([str(path), "--out", str(tmp_path / "d.npy")]) == 1
+    check_one_error_line(capsys, message)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("file/x.npy", "'file' is not a directory; expected the output's parent"),
+        ("file/a/b/x.npy", "'file' is not a directory"),
+        ("folder.npy", "is a directory; expected a file name"),
+    ],
+)
+def test_describe_checks_output_before_computing(
+    tmp_path, monkeypatch, capsys, out, message
+):
+    """Regression: a bad --out raised FileExistsError after the work was done."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    (tmp_path / "folder.npy").mkdir()
+    checkpoint = make_checkpoint(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("computed before the output path was checked")
+
+    monkeypatch.setattr("wdcore.descriptors.weight_tensors", fail)
+    assert main_describe([checkpoint, "--out", out]) == 1
+    check_one_error_line(capsys, message)
+
+
+def test_describe_refuses_unwritable_directory(tmp_path, monkeypatch, capsys):
+    """Regression: --out /proc/x.npy raised FileNotFoundError as a traceback."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.TemporaryFile", refuse)
+    out = tmp_path / "d.npy"
+    assert main_describe([make_checkpoint(tmp_path), "--out", str(out)]) == 1
+    check_one_error_line(capsys, "(Permission denied); expected a writable directory")
+    assert not out.exists()
+
+
+def test_describe_reports_write_failures(tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("wdcore.descriptors.np.save", refuse)
+    out = tmp_path / "d.npy"
+    assert main_describe([make_checkpoint(tmp_path), "--out", str(out)]) == 1
+    check_one_error_line(capsys, "could not be written: [Errno 28] No space left")
+
+
+def test_describe_creates_missing_output_directories(tmp_path):
+    out = tmp_path / "new" / "sub" / "d.npy"
+    assert main_describe([make_checkpoint(tmp_path), "--out", str(out)]) == 0
+    assert np.load(out).shape == (32, 32)

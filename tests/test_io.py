@@ -135,15 +135,53 @@ def test_truncated_files(tmp_path, suffix, keep):
     full = save_state_dict(make_state_dict(), tmp_path / f"full{suffix}")
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(full.read_bytes()[:keep])
-    with pytest.raises(ValueError, match="could not be read.*truncated or corrupt"):
+    with pytest.raises(ValueError, match="not a readable .*truncated or corrupt"):
         load_checkpoint(cut)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "content", "reason"),
+    [
+        (".pt", b"hello world", r"\(KeyError: 101\)"),
+        (".pt", b"ab", r"\(the file is too short: 2 bytes\)"),
+        (".pth", b"", r"\(the file is too short: 0 bytes\)"),
+        (".safetensors", b"hello", r"\(the file is too short: 5 bytes\)"),
+        (".safetensors", b"hello world!", r"\(\w+: \w.*\)"),
+        (".pt", b"PK\x03\x04" + bytes(64), r"\(\w+: \w.*\)"),
+    ],
+)
+def test_garbage_files_give_a_clear_error(tmp_path, suffix, content, reason):
+    """Regression: a text file raised a raw KeyError, a short one gave "()"."""
+    path = tmp_path / f"garbage{suffix}"
+    path.write_bytes(content)
+    message = (
+        f"path='{path}' is not a readable PyTorch/safetensors checkpoint {reason}; "
+        "expected a complete"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+
+
+def test_directory_is_not_reported_missing(tmp_path):
+    """Regression: a directory named dir.pt was said not to exist."""
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(ValueError, match="is a directory; expected a checkpoint file"):
+        load_checkpoint(tmp_path / "dir.pt")
 
 
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "module.pt"
     torch.save(nn.Linear(2, 2), path)
-    with pytest.raises(ValueError, match="needs arbitrary Python objects"):
+    with pytest.raises(ValueError, match="needs arbitrary Python objects") as info:
         load_checkpoint(path)
+    # Regression: torch's message came with terminal colour codes and a cut
+    # sentence; only the sentence naming the refused class is kept.
+    message = str(info.value)
+    assert "\x1b" not in message
+    assert message.endswith(
+        "Loader said: Unsupported global: GLOBAL torch.nn.modules.linear.Linear "
+        "was not an allowed global by default."
+    )
 
 
 @pytest.mark.parametrize("n_snapshots", [1, 3])

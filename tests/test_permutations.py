@@ -624,3 +624,112 @@ def test_invert_permutations_rejects_non_permutation():
 def test_permutation_spec_validates_hand_written_groups(groups, message):
     with pytest.raises(ValueError, match=message):
         PermutationSpec(groups=groups, shapes=(("w", (2, 4)),))
+
+
+def make_hooked_mlp(kind: str, seed: int) -> tuple[nn.Sequential, object]:
+    """An MLP whose middle layer scales its neurons by position in a hook.
+
+    ``kind`` is "forward hook", "forward pre-hook", "kwargs hook" or "none".
+    """
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2)
+    )
+    scales = torch.arange(16.0)
+    if kind == "none":
+        return model, None
+    if kind == "forward hook":
+        handle = model[2].register_forward_hook(
+            lambda module, inputs, output: output * scales
+        )
+    elif kind == "forward pre-hook":
+        handle = model[2].register_forward_pre_hook(
+            lambda module, inputs: inputs[0] * scales
+        )
+    else:
+        handle = model[2].register_forward_hook(
+            lambda module, args, kwargs, output: output * scales, with_kwargs=True
+        )
+    return model, handle
+
+
+@pytest.mark.parametrize("kind", ["forward hook", "forward pre-hook", "kwargs hook"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_models_with_hooks_are_refused(kind, seed):
+    """Regression: a hook on a hidden layer broke equivalence silently."""
+    model, _ = make_hooked_mlp(kind, seed)
+    described = kind.replace("kwargs hook", "forward hook")
+    message = rf"module at '2' \(Linear\(in_features=16.*it has a {described}"
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        permute(model, random_state=seed)
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        permute_state_dict(model.state_dict(), model, random_state=seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hooks_do_not_affect_spec_paths_or_plain_models(seed):
+    model, handle = make_hooked_mlp("forward hook", seed)
+    plain, _ = make_hooked_mlp("none", seed)
+    spec = permutation_spec(plain)
+    permuted = permute_state_dict(model.state_dict(), spec, random_state=seed)
+    assert not torch.equal(permuted["2.weight"], model.state_dict()["2.weight"])
+
+    handle.remove()
+    twin = permute(model, random_state=seed).eval()
+    check_same_outputs(model.eval(), twin, make_inputs((8,), seed))
+
+
+@pytest.mark.parametrize("kind", ["pre-hook", "hook"])
+def test_global_forward_hooks_are_refused(kind):
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    name = f"register_module_forward_{kind.replace('-', '_')}"
+    register = getattr(nn.modules.module, name)
+    handle = register(lambda *args: None)
+    try:
+        with pytest.raises(UnsupportedArchitectureError, match="global forward hook"):
+            permute(model, random_state=0)
+    finally:
+        handle.remove()
+    permute(model, random_state=0)
+
+
+@pytest.mark.parametrize(
+    ("norm", "message"),
+    [
+        (
+            torch.nn.utils.weight_norm,
+            r"module at '0' \(Linear\(in_features=8.*old-style weight norm \(torch"
+            r".nn.utils.weight_norm\).*remove_weight_norm",
+        ),
+        (
+            torch.nn.utils.spectral_norm,
+            r"module at '0' \(Linear\(in_features=8.*old-style spectral norm "
+            r"\(torch.nn.utils.spectral_norm\).*remove_spectral_norm",
+        ),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_old_style_weight_and_spectral_norm_are_refused(norm, message):
+    """Regression: they failed with "'0.weight', which is not in shapes"."""
+    model = nn.Sequential(norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        permutation_spec(model)
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        permute(model, random_state=0)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_weight_norm_parameters_without_hook_are_refused():
+    model = nn.Sequential(
+        torch.nn.utils.weight_norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 2)
+    )
+    model[0]._forward_pre_hooks.clear()  # the parameters alone still tell
+    with pytest.raises(UnsupportedArchitectureError, match="old-style weight norm"):
+        permutation_spec(model)
+
+
+def test_negative_random_state_names_the_argument():
+    """Regression: numpy's "expected non-negative integer" named no argument."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match=r"random_state=-1 is not valid"):
+        permute(model, random_state=-1)

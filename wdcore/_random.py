@@ -27,6 +27,8 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
     ------
     TypeError
         If ``random_state`` is of any other type.
+    ValueError
+        If ``random_state`` is a negative int.
 
     Examples
     --------
@@ -41,6 +43,11 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
     if isinstance(random_state, numbers.Integral) and not isinstance(
         random_state, bool
     ):
+        if random_state < 0:
+            raise ValueError(
+                f"random_state={random_state!r} is not valid; expected None, a "
+                "non-negative int or a numpy.random.Generator"
+            )
         return np.random.default_rng(int(random_state))
     raise TypeError(
         f"random_state={random_state!r} is not valid; expected None, an int "

@@ -31,6 +31,7 @@ import logging
 import numbers
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
@@ -155,6 +156,20 @@ def _check_finite_tensor(name: str, values: np.ndarray) -> None:
     )
 
 
+def _check_tensor_data(name: str, tensor: torch.Tensor) -> None:
+    """Raise ValueError naming ``name`` if a tensor is not dense or has no data."""
+    if tensor.is_meta:
+        raise ValueError(
+            f"tensor {name!r} is on the meta device and holds no values; expected "
+            "a model or state dict with real weights (load them first)"
+        )
+    if tensor.layout != torch.strided:
+        raise ValueError(
+            f"tensor {name!r} has layout {tensor.layout}; expected a dense "
+            "(strided) tensor (convert it with .to_dense())"
+        )
+
+
 def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndarray]:
     """Return the flattened float32 tensors that make up the weight vector.
 
@@ -182,8 +197,8 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
         If ``source`` has an unsupported type or a tensor is complex or not a
         tensor at all.
     ValueError
-        If ``include`` is unknown, a tensor holds NaN or infinity, or no
-        floating-point weights are selected.
+        If ``include`` is unknown, a tensor holds NaN or infinity, is sparse or
+        on the meta device, or no floating-point weights are selected.
 
     Examples
     --------
@@ -212,6 +227,7 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
                 f"tensor {name!r} has dtype {value.dtype}; expected real "
                 "floating-point weights"
             )
+        _check_tensor_data(name, value)
         if value.numel() == 0 or not _is_selected(
             name, value, include, parameter_names
         ):
@@ -235,7 +251,8 @@ def weight_vector(source: object, *, include: str = "all") -> np.ndarray:
     source : torch.nn.Module, Mapping, str, os.PathLike or array-like
         A model, a state dict, a checkpoint path (see :func:`weight_tensors`),
         or a 1-D floating-point array or tensor, which is checked and returned
-        as float32 (the array itself if it already is float32).
+        as float32 (the array itself if it already is float32), or a list of
+        numbers.
     include : {"all", "parameters", "weights"}, default="all"
         Which tensors to keep (see :func:`weight_tensors`); only ``"all"`` is
         accepted for an array source.
@@ -259,6 +276,7 @@ def weight_vector(source: object, *, include: str = "all") -> np.ndarray:
     >>> weight_vector(model).shape, weight_vector(model).dtype
     ((3,), dtype('float32'))
     """
+    source = _as_array(source)
     if isinstance(source, np.ndarray | torch.Tensor):
         weights = _as_weight_matrix(source, include=include)  # (n_models, n_weights)
         if source.ndim != 1:
@@ -448,7 +466,8 @@ def default_value_range(
     Parameters
     ----------
     weights : array-like of shape (n_weights,) or (n_models, n_weights)
-        One weight vector or one per row.
+        One weight vector or one per row: a floating-point array or tensor, or
+        a (nested) list of numbers.
     percentile : float, default=99.0
         Percentile of ``|w|`` (NumPy's linear interpolation). If it is zero
         (more than this share of the weights are exactly zero), the largest
@@ -485,6 +504,26 @@ def default_value_range(
     return ranges
 
 
+def _as_array(source: object) -> object:
+    """Turn a list or tuple of numbers into a float64 array; pass others through."""
+    if not isinstance(source, list | tuple):
+        return source
+    try:
+        array = np.asarray(source)  # (n_weights,) or (n_models, n_weights)
+    except ValueError as error:
+        raise TypeError(
+            f"source is a {type(source).__name__} that is not a rectangular array "
+            f"({error}); expected a sequence of numbers (one weight vector) or of "
+            "equal-length sequences (one per model)"
+        ) from error
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"source is a {type(source).__name__} of non-numeric values (dtype "
+            f"{array.dtype}); expected real numbers (weights)"
+        )
+    return array.astype(np.float64)
+
+
 def _as_weight_matrix(
     weights: np.ndarray | torch.Tensor,
     *,
@@ -497,6 +536,9 @@ def _as_weight_matrix(
             f"include={include!r} applies to models and state dicts; expected "
             "'all' for an array of weights"
         )
+    weights = _as_array(weights)
+    if isinstance(weights, torch.Tensor):
+        _check_tensor_data("weights", weights)
     if isinstance(weights, torch.Tensor) and weights.is_floating_point():
         weights = weights.detach().cpu().to(torch.float32).numpy()
     if not isinstance(weights, np.ndarray) or not np.issubdtype(
@@ -505,7 +547,7 @@ def _as_weight_matrix(
         kind = getattr(weights, "dtype", type(weights).__name__)
         raise TypeError(
             f"weights of type {kind} are not valid; expected a floating-point NumPy "
-            "array or torch tensor"
+            "array or torch tensor, or a list of numbers"
         )
     if weights.ndim not in (1, 2) or weights.size == 0:
         raise ValueError(
@@ -539,11 +581,23 @@ def _check_size(size: object) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _check_value_range(value_range: object, matrix: np.ndarray) -> np.ndarray:
-    """Return one positive range per model, from a number, array or None."""
+def _check_value_range(
+    value_range: object, matrix: np.ndarray, n_bins: int
+) -> np.ndarray:
+    """Return one valid range per model, from a number, array or None."""
     n_models = matrix.shape[0]
     if value_range is None:
-        return np.atleast_1d(default_value_range(matrix))  # (n_models,)
+        ranges = np.atleast_1d(default_value_range(matrix))  # (n_models,)
+        bad = np.flatnonzero(~_is_valid_range(ranges, n_bins))  # (n_bad,)
+        if len(bad):
+            raise ValueError(
+                f"the default value range r={float(ranges[bad[0]])!r} of model "
+                f"{bad[0]} "
+                f"(the {DEFAULT_PERCENTILE:g}th percentile of |w|) is not valid; "
+                f"expected {_range_bounds(n_bins)}: pass value_range=... or "
+                "rescale the weights"
+            )
+        return ranges
     if isinstance(value_range, bool | str | bytes) or not isinstance(
         value_range, numbers.Real | np.ndarray | Sequence | torch.Tensor
     ):
@@ -552,16 +606,41 @@ def _check_value_range(value_range: object, matrix: np.ndarray) -> np.ndarray:
             "number or one positive number per model"
         )
     ranges = np.array(value_range, dtype=np.float64).reshape(-1)  # (n_ranges,)
-    if (
-        np.ndim(value_range) > 1
-        or len(ranges) not in (1, n_models)
-        or not np.all(np.isfinite(ranges) & (ranges > 0))
-    ):
+    if np.ndim(value_range) > 1 or len(ranges) not in (1, n_models):
         raise ValueError(
             f"value_range={value_range!r} is not valid; expected a positive finite "
             f"number (bins span [-r, r]) or {n_models} of them, one per model"
         )
+    bad = np.flatnonzero(~_is_valid_range(ranges, n_bins))  # (n_bad,)
+    if len(bad):
+        which = f" (r={float(ranges[bad[0]])!r})" if np.ndim(value_range) else ""
+        raise ValueError(
+            f"value_range={value_range!r} is not valid{which}; expected "
+            f"{_range_bounds(n_bins)} (bins span [-r, r])"
+        )
     return np.broadcast_to(ranges, (n_models,)).copy()  # (n_models,)
+
+
+def _is_valid_range(ranges: np.ndarray, n_bins: int) -> np.ndarray:
+    """Say which ranges are float32 numbers whose bin width is a normal float32."""
+    float32 = np.finfo(np.float32)
+    with np.errstate(invalid="ignore"):
+        widths = 2 * ranges / n_bins  # (n_ranges,)
+        return (
+            np.isfinite(ranges)
+            & (ranges <= float(float32.max))
+            & (widths >= float(float32.smallest_normal))
+        )
+
+
+def _range_bounds(n_bins: int) -> str:
+    """Describe the valid ranges for ``n_bins`` bins in words."""
+    float32 = np.finfo(np.float32)
+    low = float(float32.smallest_normal) * n_bins / 2
+    return (
+        f"a finite number r with {low:.3g} <= r <= {float(float32.max):.3g}, so "
+        f"that r and the bin width 2r/{n_bins} are normal float32 numbers"
+    )
 
 
 def _n_workers(n_elements: int) -> int:
@@ -816,9 +895,9 @@ def mi_wd(
     ----------
     source : torch.nn.Module, Mapping, str, os.PathLike or array-like
         A model, state dict or checkpoint path (see :func:`weight_vector`), a
-        1-D weight vector, or a 2-D array of shape ``(n_models, n_weights)``
-        holding one weight vector per row (same architecture), which is
-        described in one vectorized call.
+        1-D weight vector (array, tensor or list of numbers), or a 2-D array of
+        shape ``(n_models, n_weights)`` holding one weight vector per row (same
+        architecture), which is described in one vectorized call.
     size : (int, int) or int, default=(32, 32)
         ``(S, B)``: number of depth windows and of bins; an int means square.
     value_range : float, array-like of shape (n_models,) or None, default=None
@@ -848,7 +927,9 @@ def mi_wd(
     ValueError
         If ``size``, ``value_range``, ``windows``, ``include`` or
         ``layer_sizes`` is invalid, weights are non-finite or missing, or there
-        are fewer weights than windows.
+        are fewer weights than windows. A range ``r`` must be a finite float32
+        number whose bin width ``2 r / B`` is a normal float32 (not so small
+        that the bin scale overflows); this also applies to the default range.
 
     Notes
     -----
@@ -873,6 +954,7 @@ def mi_wd(
     """
     n_windows, n_bins = _check_size(size)
     _check_option("windows", windows, WINDOW_OPTIONS)
+    source = _as_array(source)
     matrix, sizes = _source_matrix(source, include, layer_sizes)  # (n_models, n)
     n_models, n_weights = matrix.shape
     if n_weights < n_windows:
@@ -881,7 +963,7 @@ def mi_wd(
             f"{n_weights} weights; expected at least one weight per window"
         )
     boundaries = window_boundaries(n_weights, n_windows)  # (S + 1,)
-    ranges = _check_value_range(value_range, matrix)  # (n_models,)
+    ranges = _check_value_range(value_range, matrix, n_bins)  # (n_models,)
 
     if windows == "contiguous":
         counts = _segment_histograms(matrix, ranges, n_bins, boundaries)
@@ -973,6 +1055,49 @@ def _write_png(descriptor: np.ndarray, value_range: float, title: str, out: Path
     figure.savefig(out, dpi=150)
 
 
+def _prepare_output(out: Path) -> None:
+    """Check ``--out`` and create its directory, before any work is done.
+
+    Raises ValueError (or OSError from the file system) with a message for the
+    command line.
+    """
+    if out.suffix.lower() not in (".npy", ".png"):
+        raise ValueError(f"--out {str(out)!r}: expected a .npy or .png file")
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory; expected a file name")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(
+            f"--out {str(out)!r}: {str(ancestor)!r} is not a directory; expected "
+            "the output's parent to be a (possibly new) directory"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    # Creating a scratch file is the one reliable test: permissions, read-only
+    # mounts and pseudo file systems such as /proc all show up here.
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"--out {str(out)!r}: cannot create files in {str(out.parent)!r} "
+            f"({error.strerror or type(error).__name__}); expected a writable "
+            "directory"
+        ) from error
+
+
+def _write_descriptor(
+    descriptor: np.ndarray, value_range: float, title: str, out: Path
+) -> None:
+    """Save a descriptor as .npy or .png, chosen by the suffix of ``out``."""
+    if out.suffix.lower() == ".npy":
+        np.save(out, descriptor)
+    else:
+        _write_png(descriptor, value_range, title, out)
+
+
 def main_describe(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m wdcore describe CHECKPOINT --size SxB --out FILE``.
 
@@ -984,8 +1109,10 @@ def main_describe(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 if the checkpoint or options are rejected (the reason
-        is written to standard error). Usage errors exit through argparse
+        0 on success, 1 if the checkpoint, the options or the output path are
+        rejected or the output cannot be written (the reason is written to
+        standard error as one ``error:`` line). The output path is checked
+        before the descriptor is computed. Usage errors exit through argparse
         with status 2.
 
     Examples
@@ -1001,8 +1128,10 @@ def main_describe(argv: Sequence[str] | None = None) -> int:
     """
     arguments = _describe_parser().parse_args(sys.argv[2:] if argv is None else argv)
     out = Path(arguments.out)
-    if out.suffix.lower() not in (".npy", ".png"):
-        sys.stderr.write(f"error: --out {str(out)!r}: expected a .npy or .png file\n")
+    try:
+        _prepare_output(out)
+    except (OSError, ValueError) as error:
+        sys.stderr.write(f"error: {error}\n")
         return 1
     try:
         tensors = weight_tensors(arguments.checkpoint, include=arguments.include)
@@ -1021,11 +1150,12 @@ def main_describe(argv: Sequence[str] | None = None) -> int:
     except (OSError, TypeError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".npy":
-        np.save(out, descriptor)
-    else:
-        _write_png(descriptor, value_range, Path(arguments.checkpoint).name, out)
+    try:
+        title = Path(arguments.checkpoint).name
+        _write_descriptor(descriptor, value_range, title, out)
+    except OSError as error:
+        sys.stderr.write(f"error: --out {str(out)!r} could not be written: {error}\n")
+        return 1
     logger.info(
         "wrote %s descriptor of %s to %s", descriptor.shape, arguments.checkpoint, out
     )

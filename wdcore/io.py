@@ -14,13 +14,14 @@ import json
 import logging
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -48,6 +49,13 @@ SUFFIX_RANK = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
 # Keys under which training scripts commonly store the state dict, in the order
 # they are tried.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network")
+
+# No checkpoint of either format is shorter: a safetensors file starts with an
+# 8-byte header length, and a torch zip archive needs its 22-byte end record.
+MIN_CHECKPOINT_BYTES = 8
+
+# Terminal colour codes, which torch puts into some of its error messages.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class CheckpointOrderWarning(UserWarning):
@@ -147,7 +155,8 @@ def load_checkpoint(path: str | os.PathLike) -> object:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the suffix is unknown, the file is truncated or corrupt, or it needs
+        If the suffix is unknown, ``path`` is a directory, the file cannot be
+        read (truncated, corrupt or not a checkpoint at all), or it needs
         arbitrary objects to be unpickled.
 
     Examples
@@ -165,6 +174,10 @@ def load_checkpoint(path: str | os.PathLike) -> object:
             f"checkpoint path={str(path)!r} has suffix {suffix!r}; expected one of "
             f"{SAFETENSORS_SUFFIXES + TORCH_SUFFIXES}"
         )
+    if path.is_dir():
+        raise ValueError(
+            f"checkpoint path={str(path)!r} is a directory; expected a checkpoint file"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist")
     try:
@@ -176,13 +189,45 @@ def load_checkpoint(path: str | os.PathLike) -> object:
             f"checkpoint path={str(path)!r} needs arbitrary Python objects to be "
             "unpickled, which wdcore refuses; expected tensors, dicts and plain "
             "values (re-save the state dict with torch.save(model.state_dict())"
-            f" or as .safetensors). Loader said: {str(error).splitlines()[0]}"
+            f" or as .safetensors). Loader said: {_unpickling_detail(error)}"
         ) from error
-    except (SafetensorError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except Warning:
+        raise  # a warning turned into an error is the caller's choice
+    # A corrupt file can make torch's unpickler fail in many ways (KeyError,
+    # IndexError, UnicodeDecodeError, ...), so every failure is translated.
+    except Exception as error:
         raise ValueError(
-            f"checkpoint path={str(path)!r} could not be read ({error}); expected "
-            f"a complete {suffix} file (is it truncated or corrupt?)"
+            f"checkpoint path={str(path)!r} is not a readable PyTorch/safetensors "
+            f"checkpoint ({_reason(path, error)}); expected a complete {suffix} "
+            "file (is it truncated or corrupt?)"
         ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    """First non-empty line of an error message, without ANSI escape codes."""
+    lines = ANSI_ESCAPE.sub("", str(error)).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
+
+
+def _unpickling_detail(error: BaseException) -> str:
+    """The sentence of torch's weights-only refusal that names the object."""
+    text = ANSI_ESCAPE.sub("", str(error))
+    match = re.search(r"WeightsUnpickler error:\s*(.*?\.)(?:\s|$)", text)
+    return match.group(1) if match else _first_line(error)
+
+
+def _reason(path: Path, error: BaseException) -> str:
+    """Short, never empty, reason why a checkpoint file could not be read."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = MIN_CHECKPOINT_BYTES
+    if size < MIN_CHECKPOINT_BYTES:
+        return f"the file is too short: {size} bytes"
+    message = _first_line(error)
+    if message == type(error).__name__:
+        return message
+    return f"{type(error).__name__}: {message}"
 
 
 def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:

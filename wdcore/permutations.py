@@ -14,7 +14,9 @@ made of ``Linear``, ``Conv1d/2d/3d`` (``groups=1``, with or without bias),
 ``GroupNorm`` with one group or one group per channel, element-wise
 activations, dropout, pooling and ``Flatten`` between a convolution and a
 linear layer. Any other module raises :class:`UnsupportedArchitectureError`
-naming the module, its state-dict prefix and the reason.
+naming the module, its state-dict prefix and the reason; so do modules with
+forward hooks or pre-hooks (which may act on neurons by position), old-style
+weight or spectral norm, and global forward hooks.
 """
 
 from __future__ import annotations
@@ -553,6 +555,61 @@ def _check_no_sharing(model: nn.Module) -> None:
         first_key[id(tensor)] = key
 
 
+def _reparametrization(module: nn.Module) -> tuple[str, str] | None:
+    """Name the old-style weight or spectral norm applied to ``module``, if any."""
+    names = {name for name, _ in module.named_parameters(recurse=False)}
+    hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
+    hook_types = {type(hook).__name__ for hook in hooks}
+    if "WeightNorm" in hook_types or any(
+        name.endswith("_g") and f"{name[:-2]}_v" in names for name in names
+    ):
+        return "weight norm", "weight_norm"
+    if "SpectralNorm" in hook_types or any(name.endswith("_orig") for name in names):
+        return "spectral norm", "spectral_norm"
+    return None
+
+
+def _check_no_hooks(model: nn.Module) -> None:
+    """Raise if a forward hook or reparametrization could change the data flow."""
+    for prefix, module in model.named_modules():
+        norm = _reparametrization(module)
+        if norm is not None:
+            raise _unsupported(
+                module,
+                prefix,
+                f"old-style {norm[0]} (torch.nn.utils.{norm[1]}) recomputes the "
+                "weight from other parameters in a pre-hook; remove it first with "
+                f"torch.nn.utils.remove_{norm[1]}",
+            )
+        if type(module) not in _HANDLERS and not isinstance(module, nn.Sequential):
+            continue  # refused by _visit, with a more specific reason
+        kinds = [
+            kind
+            for kind, hooks in (
+                ("forward pre-hook", module._forward_pre_hooks),
+                ("forward hook", module._forward_hooks),
+            )
+            if hooks
+        ]
+        if kinds:
+            raise _unsupported(
+                module,
+                prefix,
+                f"it has a {' and a '.join(kinds)}, which may act on neurons by "
+                "position; remove hooks (handle.remove()) before permuting",
+            )
+    global_hooks = (
+        nn.modules.module._global_forward_pre_hooks,
+        nn.modules.module._global_forward_hooks,
+    )
+    if any(global_hooks):
+        raise UnsupportedArchitectureError(
+            "cannot permute model: a global forward hook is registered (torch.nn."
+            "modules.module.register_module_forward_hook or _pre_hook), which may "
+            "act on neurons by position; remove it before permuting"
+        )
+
+
 def permutation_spec(model: nn.Module) -> PermutationSpec:
     """Describe the permutation symmetry of a Sequential model as data.
 
@@ -577,8 +634,9 @@ def permutation_spec(model: nn.Module) -> PermutationSpec:
     UnsupportedArchitectureError
         If a module's symmetry is unknown (residual blocks, attention, grouped
         or depthwise convolutions, unknown modules, a Flatten whose sizes do not
-        divide, tied weights); the message names the module, its state-dict
-        prefix and the reason.
+        divide, tied weights, old-style weight or spectral norm, forward hooks
+        or forward pre-hooks on any module, or global forward hooks); the
+        message names the module, its state-dict prefix and the reason.
 
     Notes
     -----
@@ -601,6 +659,7 @@ def permutation_spec(model: nn.Module) -> PermutationSpec:
             f"model={type(model).__name__!r} is not supported; expected a "
             "torch.nn.Sequential"
         )
+    _check_no_hooks(model)
     _check_no_sharing(model)
     walk = _Walk()
     _visit(model, "", walk)
