@@ -14,6 +14,7 @@ from wdcore.atlas import (
     descriptor_features,
     embed,
     explain_clusters,
+    judge_scores,
     neighbor_agreement,
     neighbor_table,
     place_new,
@@ -248,6 +249,34 @@ def test_neighbor_agreement_separates_defining_from_independent(seed, n_neighbor
     assert np.isnan(table.loc["model_id", "lift"])
 
 
+@pytest.mark.parametrize(
+    ("ami", "lift", "verdict"),
+    [
+        (0.5, 0.5, "explains clusters"),
+        (0.2, 1.0, "explains clusters"),
+        (0.1, 1.5, "shapes neighbourhoods"),
+        (0.1, 1.4, "at chance"),
+        (-0.1, 0.6, "at chance"),
+        (0.0, np.nan, "at chance"),
+    ],
+)
+def test_judge_scores_applies_the_thresholds(ami, lift, verdict):
+    scores = pd.DataFrame({"ami": [ami], "lift": [lift]}, index=["setting"])
+    assert judge_scores(scores, min_ami=0.2, min_lift=1.5)["verdict"].item() == verdict
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_judge_scores_on_blobs(seed):
+    descriptors, index = make_blob_descriptors(8, seed=seed)
+    labels = cluster(descriptors, min_cluster_size=3, n_components=None)
+    scores = explain_clusters(labels, index, ["group", "parity"]).join(
+        neighbor_agreement(descriptors, index, ["group", "parity"], n_neighbors=3)
+    )
+    judged = judge_scores(scores)
+    assert judged.index.tolist() == ["group", "parity"]
+    assert judged["verdict"].tolist() == ["explains clusters", "at chance"]
+
+
 def test_atlas_table_columns():
     descriptors, index = make_blob_descriptors(3, seed=0)
     labels = np.array([0, 0, 0, 1, 1, -1])
@@ -411,6 +440,25 @@ def make_error_cases():
             "coordinates",
         ),
         (lambda: plot_atlas(coordinates, ["a"]), ValueError, "coordinates"),
+        (
+            lambda: judge_scores(pd.DataFrame({"ami": [0.1]})),
+            ValueError,
+            "lift",
+        ),
+        (
+            lambda: judge_scores(
+                pd.DataFrame({"ami": [0.1], "lift": [1.0]}), min_ami=2
+            ),
+            ValueError,
+            "min_ami",
+        ),
+        (
+            lambda: judge_scores(
+                pd.DataFrame({"ami": [0.1], "lift": [1.0]}), min_lift=0
+            ),
+            ValueError,
+            "min_lift",
+        ),
     ]
 
 

@@ -19,6 +19,7 @@ from wdcore.experiments import (
     mean_pairwise_distance,
     permutation_descriptors,
     setting_title,
+    share_left,
     shared_value_range,
     snapshot_descriptors,
     snapshot_indices,
@@ -317,3 +318,33 @@ def test_layer_windows_make_permuted_copies_identical(tiny_zoo):
 
     np.testing.assert_allclose(descriptors, descriptors[:, :1].repeat(4, axis=1))
     assert gallery_distances(descriptors[None]).permutation.max() < 1e-12
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("percent", [10.0, 25.0, 100.0])
+def test_share_left_on_straight_paths(seed, percent):
+    """Networks moving at a constant speed have 1 - progress / 100 left."""
+    rng = np.random.default_rng(seed)
+    progress = np.linspace(0, 100, 11)
+    speeds = rng.uniform(0.5, 2.0, size=(3, 1))
+    to_final = speeds * (100 - progress) / 100  # (3, 11)
+    snapshot, shares = share_left(to_final, progress, percent=percent)
+    assert progress[snapshot] >= percent
+    assert snapshot == 0 or progress[snapshot - 1] < percent
+    np.testing.assert_allclose(shares, 1 - progress[snapshot] / 100)
+
+
+@pytest.mark.parametrize(
+    ("to_final", "progress", "percent", "match"),
+    [
+        (np.ones(3), np.arange(3.0), 25.0, r"to_final has shape \(3,\)"),
+        (np.ones((2, 3)), np.arange(4.0), 25.0, "expected .n_networks, n_snapshots."),
+        (np.ones((2, 3)), np.array([0.0, 50.0, 50.0]), 25.0, "strictly increasing"),
+        (np.ones((2, 3)), np.array([0.0, 50.0, 100.0]), 0.0, "percent=0.0"),
+        (np.ones((2, 3)), np.array([0.0, 50.0, 80.0]), 90.0, "last value 80.0"),
+        (np.zeros((2, 3)), np.array([0.0, 50.0, 100.0]), 25.0, "have moved"),
+    ],
+)
+def test_share_left_refuses_bad_input(to_final, progress, percent, match):
+    with pytest.raises(ValueError, match=match):
+        share_left(to_final, progress, percent=percent)

@@ -826,6 +826,65 @@ def neighbor_agreement(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def judge_scores(
+    scores: pd.DataFrame, *, min_ami: float = 0.2, min_lift: float = 1.5
+) -> pd.DataFrame:
+    """Turn cluster and neighbour scores into one verdict per hyperparameter.
+
+    A hyperparameter *explains clusters* if its AMI reaches ``min_ami``; failing
+    that, it *shapes neighbourhoods* if its neighbour lift reaches ``min_lift``;
+    otherwise it is *at chance* (this includes lifts below 1, and a NaN lift).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Indexed by hyperparameter, with columns ``ami`` (from
+        :func:`explain_clusters`) and ``lift`` (from :func:`neighbor_agreement`).
+    min_ami : float, default=0.2
+        Smallest adjusted mutual information that counts as explaining clusters.
+    min_lift : float, default=1.5
+        Smallest neighbour lift that counts as shaping neighbourhoods.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``ami``, ``lift`` and ``verdict``, sorted by ``ami`` (descending).
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` lacks ``ami`` or ``lift``, or a threshold is not a finite
+        number (``min_ami`` at most 1, ``min_lift`` positive).
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"ami": [0.8, 0.0, 0.05], "lift": [3.0, 2.0, 0.9]},
+    ...                       index=["initialization", "activation", "dataset"])
+    >>> judge_scores(scores)["verdict"].tolist()
+    ['explains clusters', 'at chance', 'shapes neighbourhoods']
+    """
+    missing = {"ami", "lift"} - set(scores.columns)
+    if missing:
+        raise ValueError(
+            f"scores has columns {list(scores.columns)!r}; expected at least "
+            f"'ami' and 'lift' (missing {sorted(missing)!r})"
+        )
+    if not np.isfinite(min_ami) or min_ami > 1:
+        raise ValueError(f"min_ami={min_ami!r} is not valid; expected a number <= 1")
+    if not np.isfinite(min_lift) or min_lift <= 0:
+        raise ValueError(
+            f"min_lift={min_lift!r} is not valid; expected a positive number"
+        )
+
+    table = scores[["ami", "lift"]].sort_values("ami", ascending=False)
+    verdict = np.where(
+        table["ami"] >= min_ami,
+        "explains clusters",
+        np.where(table["lift"] >= min_lift, "shapes neighbourhoods", "at chance"),
+    )  # (n_hyperparameters,)
+    return table.assign(verdict=verdict)
+
+
 def atlas_table(
     index: pd.DataFrame,
     coordinates: np.ndarray,

@@ -861,3 +861,63 @@ def distance_to_final(descriptors: np.ndarray) -> np.ndarray:
     """
     stack = _as_descriptor_stack("descriptors", descriptors, min_count=1)
     return descriptor_distances(stack, stack[-1:])[:, 0]  # (n_snapshots,)
+
+
+def share_left(
+    to_final: np.ndarray, progress: np.ndarray, *, percent: float = 25.0
+) -> tuple[int, np.ndarray]:
+    """Share of each network's drift still to come at a point of training.
+
+    Parameters
+    ----------
+    to_final : array-like of shape (n_networks, n_snapshots)
+        Distances of each snapshot's descriptor to the network's final one, as
+        returned by :func:`distance_to_final` for each network.
+    progress : array-like of shape (n_snapshots,)
+        Training progress of each snapshot in percent, increasing, from 0 to 100.
+    percent : float, default=25.0
+        Point of training to look at; the first snapshot at or after it is used.
+
+    Returns
+    -------
+    snapshot : int
+        Index of the snapshot used.
+    shares : ndarray of shape (n_networks,)
+        ``to_final[:, snapshot] / to_final[:, 0]``: 1 means no change yet, 0 means
+        the descriptor has reached its final state.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, ``progress`` is not increasing, ``percent`` is
+        not in (0, 100] or a network never moved from its first snapshot.
+
+    Examples
+    --------
+    >>> to_final = np.array([[4.0, 1.0, 0.5, 0.0], [2.0, 1.5, 1.0, 0.0]])
+    >>> snapshot, shares = share_left(to_final, np.array([0, 30, 60, 100]))
+    >>> snapshot, shares.tolist()
+    (1, [0.25, 0.75])
+    """
+    to_final = np.asarray(to_final, dtype=float)  # (n_networks, n_snapshots)
+    progress = np.asarray(progress, dtype=float)  # (n_snapshots,)
+    if to_final.ndim != 2 or progress.shape != to_final.shape[1:]:
+        raise ValueError(
+            f"to_final has shape {to_final.shape!r} and progress {progress.shape!r}; "
+            "expected (n_networks, n_snapshots) and (n_snapshots,)"
+        )
+    if np.any(np.diff(progress) <= 0):
+        raise ValueError(f"progress={progress.tolist()!r} is not strictly increasing")
+    if not 0 < percent <= 100 or percent > progress[-1]:
+        raise ValueError(
+            f"percent={percent!r} is not valid; expected a number in (0, 100] "
+            f"reached by progress (last value {float(progress[-1])!r})"
+        )
+    if np.any(to_final[:, 0] <= 0):
+        raise ValueError(
+            f"to_final[:, 0]={to_final[:, 0].tolist()!r}; expected every network to "
+            "have moved (a positive distance at its first snapshot)"
+        )
+
+    snapshot = int(np.searchsorted(progress, percent))
+    return snapshot, to_final[:, snapshot] / to_final[:, 0]  # (n_networks,)
