@@ -46,6 +46,7 @@ __all__ = [
     "REPRESENTATIONS",
     "Informativeness",
     "PermutedWeights",
+    "VERDICTS",
     "UndefinedRatioWarning",
     "apply_representations",
     "compare_with_paper",
@@ -72,6 +73,7 @@ REPRESENTATIONS = (
 )
 TABLE_COLUMNS = ("representation", "dim", "ratio")
 COSINE_TOLERANCE = 1e-12
+VERDICTS = ("yes", "no", "inconclusive", "not checked")
 
 
 class UndefinedRatioWarning(RuntimeWarning):
@@ -912,23 +914,40 @@ def _mean_scores(scores: pd.DataFrame) -> pd.DataFrame:
             f"scores={found!r} is not valid; expected a DataFrame with columns "
             f"{sorted(columns)} (see informativeness_table)"
         )
-    return scores.groupby(["representation", "dim"], as_index=False)[
+    # A hyperparameter the probe skipped (NaN accuracy) must not pull the chance
+    # level away from the hyperparameters that were scored.
+    scored = scores.dropna(subset=["accuracy"])
+    return scored.groupby(["representation", "dim"], as_index=False)[
         ["accuracy", "chance"]
     ].mean()
 
 
-def _global_stats_less_informative(scores: pd.DataFrame) -> tuple[bool | None, str]:
-    """Global statistics score below the best MI-WD size."""
+def _global_stats_less_informative(
+    scores: pd.DataFrame, margin: float
+) -> tuple[str, str]:
+    """MI-WD beats chance and global statistics, each by at least ``margin``."""
     means = _mean_scores(scores).set_index("representation")
     if not {"global_stats", "mi_wd"} <= set(means.index):
-        return None, "global_stats or mi_wd was not scored"
+        return "not checked", "global_stats or mi_wd was not scored"
     stats = float(means.loc[["global_stats"], "accuracy"].max())
     best = means.loc[["mi_wd"]].sort_values("accuracy").iloc[-1]
+    chance = float(means.chance.mean())
     text = (
         f"mean accuracy {stats:.2f} vs mi_wd {best.accuracy:.2f} "
-        f"({int(best.dim)} dims); chance {means.chance.mean():.2f}"
+        f"({int(best.dim)} dims); chance {chance:.2f}; margin {margin:.2f}"
     )
-    return bool(stats < best.accuracy), text
+    if max(stats, best.accuracy) < chance + margin:
+        return "inconclusive", f"{text}; neither beats chance"
+    if best.accuracy >= max(chance, stats) + margin:
+        return "yes", text
+    if stats >= best.accuracy:
+        return "no", text
+    return "inconclusive", f"{text}; mi_wd leads by less than the margin"
+
+
+def _verdict(holds: bool | None) -> str:
+    """Turn a check's True, False or None into one of :data:`VERDICTS`."""
+    return "not checked" if holds is None else ("yes" if holds else "no")
 
 
 def compare_with_paper(
@@ -936,6 +955,7 @@ def compare_with_paper(
     paper: pd.DataFrame,
     *,
     scores: pd.DataFrame | None = None,
+    margin: float = 0.05,
 ) -> pd.DataFrame:
     """Check the paper's reading of Table 1 on the paper's numbers and on ours.
 
@@ -944,9 +964,17 @@ def compare_with_paper(
     ``holds`` says whether it is true of ``ours``. Only the paper's five
     representations enter (``mi_wd``, not the layer-exact ``mi_wd_layer``).
     Sizes missing from a table are skipped, so a finding about "the two
-    largest sizes" uses the two largest sizes that table has. With
-    ``scores``, a last row checks the paper's remark that global statistics
-    carry too little information, which it states without numbers.
+    largest sizes" uses the two largest sizes that table has.
+
+    With ``scores``, a last row checks the paper's remark that global
+    statistics carry too little information, which it states without numbers.
+    Accuracies and chance levels are averaged over the scored hyperparameters,
+    and MI-WD is its best size. The remark holds ("yes") when MI-WD beats both
+    chance and global statistics by at least ``margin``; it fails ("no") when
+    global statistics score at least as high as MI-WD; it is "inconclusive"
+    when neither beats chance by ``margin`` (the probe learned nothing, so it
+    cannot rank them) or when MI-WD leads global statistics by less than
+    ``margin``.
 
     Parameters
     ----------
@@ -954,35 +982,43 @@ def compare_with_paper(
         Long tables with columns ``representation, dim, ratio``.
     scores : pandas.DataFrame, optional
         Our informativeness, from :func:`informativeness_table`.
+    margin : float, default=0.05
+        Accuracy (fraction correct) by which a representation must beat chance
+        or another representation to count as more informative.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``finding, paper, ours, holds``, one row per finding;
-        ``holds`` is True, False or None (cannot be checked on ``ours``).
+        ``holds`` is one of :data:`VERDICTS`: "yes", "no", "inconclusive" or
+        "not checked" (a representation or size is missing from ``ours``).
 
     Raises
     ------
     ValueError
         If a table lacks a column or lists a (representation, dim) pair twice,
-        or ``scores`` lacks a column.
+        ``scores`` lacks a column, or ``margin`` is not a number in [0, 1).
 
     Examples
     --------
     >>> paper = load_paper_table()
     >>> compare_with_paper(paper, paper).holds.tolist()
-    [True, True, True, True, True]
+    ['yes', 'yes', 'yes', 'yes', 'yes']
     """
     ours, paper = _check_table(ours, "ours"), _check_table(paper, "paper")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+        raise ValueError(f"margin={margin!r} is not valid; expected a float in [0, 1)")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin={margin!r} is not valid; expected a float in [0, 1)")
     rows = []
     for finding, check in FINDINGS:
         _, paper_text = check(paper)
         holds, ours_text = check(ours)
-        rows.append((finding, paper_text, ours_text, holds))
+        rows.append((finding, paper_text, ours_text, _verdict(holds)))
     if scores is not None:
-        holds, ours_text = _global_stats_less_informative(scores)
+        verdict, ours_text = _global_stats_less_informative(scores, margin)
         finding = "Global statistics carry less information than MI-WD"
-        rows.append((finding, "stated without numbers", ours_text, holds))
+        rows.append((finding, "stated without numbers", ours_text, verdict))
     return pd.DataFrame(rows, columns=["finding", "paper", "ours", "holds"])
 
 
@@ -1006,7 +1042,7 @@ def plot_tradeoff(
     scores : pandas.DataFrame
         Columns ``representation, dim, accuracy, chance`` (from
         :func:`informativeness_table`); accuracies and chances are averaged
-        over the hyperparameters.
+        over the hyperparameters that were scored (accuracy not NaN).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure's axes if None.
 
@@ -1017,7 +1053,8 @@ def plot_tradeoff(
     Raises
     ------
     ValueError
-        If no (representation, dim) pair is in both tables.
+        If ``scores`` lacks a column or no (representation, dim) pair is in both
+        tables.
 
     Examples
     --------
@@ -1030,9 +1067,7 @@ def plot_tradeoff(
     """
     import matplotlib.pyplot as plt
 
-    means = scores.groupby(["representation", "dim"], as_index=False)[
-        ["accuracy", "chance"]
-    ].mean()
+    means = _mean_scores(scores)
     merged = _check_table(ratios, "ratios").merge(means, on=["representation", "dim"])
     if merged.empty:
         raise ValueError(
