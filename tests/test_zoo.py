@@ -1,8 +1,11 @@
 """Tests of wdcore.zoo: sampling, training, storage, resume and errors."""
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +92,57 @@ def check_same_state_dicts(first, second):
         assert torch.equal(first[key], second[key]), key
 
 
+def find_child_pids(pid):
+    """Processes whose parent is ``pid``, from /proc (Linux)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def check_processes_gone(pids, *, timeout=5.0):
+    """Assert that the processes exit (or are zombies) within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if check_running(pid)]
+    assert not alive
+
+
+def check_running(pid):
+    """Whether a process exists and is not a zombie."""
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def check_main_train_status(argv):
+    """The exit status of main_train; it must not let KeyboardInterrupt escape
+    (which pytest would take as a Ctrl-C of the test session)."""
+    try:
+        return main_train(argv)
+    except KeyboardInterrupt:
+        pytest.fail("main_train let KeyboardInterrupt escape")
+
+
+def make_interrupting_train_network(n_calls):
+    """A train_network that raises KeyboardInterrupt at call ``n_calls``."""
+    calls = []
+
+    def interrupting_train_network(config):
+        calls.append(config)
+        if len(calls) == n_calls:
+            raise KeyboardInterrupt
+        return train_network(config)
+
+    return interrupting_train_network
+
+
 def file_fingerprints(directory):
     """Modification time and SHA-256 of every model file of a directory."""
     return {
@@ -140,16 +194,29 @@ def test_sample_configs_architectures():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"n": -1}, "n=-1 is not valid"),
-        ({"n": 2.0}, r"n=2.0 is not valid"),
-        ({"n": 2, "space": "main"}, "space='main' is not valid"),
+        ({"n": -1}, ValueError, "n=-1 is not valid"),
+        ({"n": 2.0}, ValueError, r"n=2.0 is not valid"),
+        ({"n": 2, "space": "main"}, ValueError, "space='main' is not valid"),
+        ({"n": 2, "n_epochs": 0}, ValueError, "n_epochs=0 is not valid; .* >= 1"),
+        ({"n": 2, "n_epochs": -2}, ValueError, "n_epochs=-2 is not valid; .* >= 1"),
+        ({"n": 2, "n_epochs": 1.5}, TypeError, "n_epochs=1.5 is not valid; .* int"),
+        ({"n": 2, "input_size": 2}, ValueError, "input_size=2 is not valid; .* >= 4"),
     ],
 )
-def test_sample_configs_rejects_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_sample_configs_rejects_bad_arguments(kwargs, error, match):
+    """Regression: n_epochs=0 used to fall back silently to the default epochs."""
+    with pytest.raises(error, match=match):
         sample_configs(**kwargs)
+
+
+def test_sample_configs_takes_none_epochs_as_the_default():
+    configs = sample_configs(3, random_state=0, n_epochs=None)
+    assert [c["n_epochs"] for c in configs] == [
+        zoo_module.DEFAULT_N_EPOCHS[c["dataset"]] for c in configs
+    ]
+    assert {c["n_epochs"] for c in sample_configs(3, random_state=0, n_epochs=1)} == {1}
 
 
 def test_check_config_fills_defaults_of_a_hand_written_config():
@@ -434,6 +501,43 @@ def test_interrupted_run_resumes_without_retraining(tmp_path):
     check_same_state_dicts(zoo.state_dict(name), network.snapshots[-1])
 
 
+def test_empty_zoo_index_has_every_column(tiny_zoo, tmp_path):
+    """Regression: an empty zoo's index had no columns (AttributeError)."""
+    _, zoo = tiny_zoo
+    for empty in (train_zoo([], tmp_path), zoo.subset([])):
+        assert len(empty) == 0
+        assert list(empty.index.columns) == zoo_module.INDEX_COLUMNS
+        assert np.isnan(empty.index.test_accuracy.mean())
+
+
+def test_interrupted_train_zoo_indexes_the_finished_models(tmp_path, monkeypatch):
+    """Regression: Ctrl-C left no index; the finished models must be indexed."""
+    monkeypatch.setattr(zoo_module, "train_network", make_interrupting_train_network(2))
+    configs = make_tiny_configs(3, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        train_zoo(configs, tmp_path)
+
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert [entry["row"]["model_id"] for entry in index["models"]] == [
+        model_id(configs[0])
+    ]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_interrupt_while_saving_leaves_no_temporary_file(tmp_path, monkeypatch):
+    original = zoo_module.save_file
+
+    def interrupted_save_file(tensors, path, metadata):
+        original(tensors, path, metadata=metadata)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo_module, "save_file", interrupted_save_file)
+    with pytest.raises(KeyboardInterrupt):
+        train_zoo(make_tiny_configs(1, seed=4), tmp_path)
+    assert not [path.name for path in tmp_path.iterdir() if path.suffix == ".tmp"]
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
 def test_concurrent_index_updates_keep_every_model(tiny_zoo, tmp_path):
     configs, zoo = tiny_zoo
     for name in zoo.model_ids:
@@ -491,7 +595,7 @@ def test_corrupted_model_file_is_reported(tiny_zoo, tmp_path, damage):
 
     with pytest.raises(CorruptZooFileError, match=f"zoo file .*{name}.* is corrupted"):
         load_zoo(tmp_path)
-    with pytest.raises(CorruptZooFileError, match="delete it and rerun train_zoo"):
+    with pytest.raises(CorruptZooFileError, match="delete it and rerun the training"):
         train_zoo(configs[:1], tmp_path)
 
 
@@ -587,3 +691,147 @@ def test_index_follows_a_replaced_model_file(tiny_zoo, tmp_path):
     reloaded = load_zoo(tmp_path)
     assert sorted(reloaded.model_ids) == sorted([first, second])
     assert reloaded.index.test_accuracy.between(0, 1).all()
+
+
+# Command line
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (["--n", "-1"], r"argument --n: '-1' is not valid; expected an int >= 1"),
+        (["--n", "0"], r"argument --n: '0' is not valid; expected an int >= 1"),
+        (["--n", "two"], r"argument --n: 'two' is not valid"),
+        (["--n-jobs", "0"], r"argument --n-jobs: '0' .* int >= 1 or -1"),
+        (["--input-size", "2"], r"argument --input-size: '2' .* int >= 4"),
+        (["--epochs", "-2"], r"argument --epochs: '-2' .* int >= 1"),
+        (["--epochs", "0"], r"argument --epochs: '0' .* int >= 1"),
+        (["--space", "main"], r"argument --space: invalid choice: 'main'"),
+    ],
+)
+def test_main_train_rejects_bad_options(tmp_path, capsys, options, match):
+    """Regression: bad options printed tracebacks; --epochs 0 meant the default."""
+    with pytest.raises(SystemExit, match="2"):
+        main_train([str(tmp_path / "zoo"), *options])
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert error.splitlines()[-1].startswith("python -m wdcore zoo train: error: ")
+    assert re.search(match, error)
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_main_train_reports_a_bad_directory_in_one_line(tmp_path, capsys):
+    """Regression: a file given as the zoo directory printed a traceback."""
+    path = tmp_path / "file.txt"
+    path.write_text("not a zoo")
+
+    assert main_train([str(path), *CLI_ARGS]) == 1
+    error = capsys.readouterr().err
+    assert error == f"error: directory={str(path)!r} is a file; expected a zoo " + (
+        "directory (or a path to create one at)\n"
+    )
+    with pytest.raises(NotADirectoryError, match="directory=.* is a file"):
+        train_zoo([], path)
+
+
+def test_main_train_reports_a_corrupt_file_in_one_line(tmp_path, capsys):
+    """Regression: a damaged zoo file printed a traceback, and said to rerun
+    train_zoo, which a command line user does not call."""
+    configs = sample_configs(6, random_state=5, n_epochs=1, input_size=8)
+    (tmp_path / f"{model_id(configs[2])}.safetensors").write_bytes(b"damaged")
+
+    assert main_train([str(tmp_path), *CLI_ARGS]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: zoo file '{tmp_path}")
+    assert "delete it and rerun the training" in lines[0]
+    assert "python -m wdcore zoo train" in lines[0]
+    assert not list(tmp_path.glob("*.safetensors"))[1:]
+
+
+def test_main_train_help_describes_every_option(capsys):
+    with pytest.raises(SystemExit, match="0"):
+        main_train(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    for option in ("--n N", "--space", "--seed", "--n-jobs", "--epochs", "--input"):
+        assert option in usage
+    assert "architecture space" in usage
+    assert "image height and width in pixels" in usage
+
+
+def test_main_train_reports_an_interrupt_in_one_line(tmp_path, capsys, monkeypatch):
+    """Regression: a serial Ctrl-C ended with a traceback and no index."""
+    monkeypatch.setattr(zoo_module, "train_network", make_interrupting_train_network(3))
+
+    assert check_main_train_status([str(tmp_path), *CLI_ARGS]) == 130
+    assert capsys.readouterr().err == (
+        "interrupted; 2 of 6 models on disk, rerun the same command to resume\n"
+    )
+    assert len(load_zoo(tmp_path)) == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_main_train_stops_on_sigterm(tmp_path, capsys, monkeypatch):
+    """Regression: SIGTERM killed the parent without an index and orphaned the
+    workers; it now stops the run like Ctrl-C."""
+
+    def terminated_train_network(config):
+        # Without the handler, SIGTERM would end the test session itself.
+        handler = signal.getsignal(signal.SIGTERM)
+        assert handler is zoo_module._raise_keyboard_interrupt
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt the training")
+
+    monkeypatch.setattr(zoo_module, "train_network", terminated_train_network)
+    assert check_main_train_status([str(tmp_path), *CLI_ARGS]) == 130
+    assert capsys.readouterr().err.startswith("interrupted; 0 of 6 models on disk")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_ctrl_c_while_workers_start_is_held_back_not_lost():
+    """Workers inherit the blocked SIGINT, so a Ctrl-C while they import torch
+    prints no traceback from them; this process still gets it afterwards."""
+    pending = set()
+    with pytest.raises(KeyboardInterrupt):
+        with zoo_module._sigint_blocked():
+            signal.raise_signal(signal.SIGINT)
+            pending = signal.sigpending()
+    assert signal.SIGINT in pending
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_stops_a_parallel_run_and_its_workers(tmp_path):
+    """Regression: after SIGINT the parent trained every queued model, after
+    SIGTERM the workers lived on as orphans, and a Ctrl-C of the process group
+    printed one traceback per worker."""
+    directory = tmp_path / "zoo"
+    arguments = [str(directory), "--n", "40", "--n-jobs", "2", *CLI_ARGS[2:]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wdcore", "zoo", "train", *arguments],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(directory.glob("*.safetensors")) and process.poll() is None:
+        assert time.monotonic() < deadline, "no model file appeared"
+        time.sleep(0.01)
+    children = find_child_pids(process.pid)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, error = process.communicate(timeout=10)
+
+    assert process.returncode == 130, error
+    n_on_disk = len(list(directory.glob("*.safetensors")))
+    assert 1 <= n_on_disk < 40
+    assert error == (
+        f"interrupted; {n_on_disk} of 40 models on disk, rerun the same command "
+        "to resume\n"
+    )
+    assert len(load_zoo(directory)) == n_on_disk
+    # The workers and the resource tracker, which exits after them.
+    assert len(children) >= 2
+    check_processes_gone(children)

@@ -15,6 +15,7 @@ commands:
   zoo train DIRECTORY ...   train the models of a zoo that are not trained yet
   describe CHECKPOINT ...   write the MI-WD descriptor of a checkpoint
 """
+HELP_FLAGS = (["-h"], ["--help"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +29,20 @@ def main(argv: list[str] | None = None) -> int:
         from wdcore.descriptors import main_describe
 
         return main_describe(argv[1:])
-    stream = sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr
-    stream.write(USAGE)
-    return 0 if stream is sys.stdout else 2
+    if argv[:1] in HELP_FLAGS or (argv[:1] == ["zoo"] and argv[1:2] in HELP_FLAGS):
+        sys.stdout.write(USAGE)
+        return 0
+    sys.stderr.write(USAGE)
+    if argv[:1] == ["zoo"]:
+        given = f"unknown command {' '.join(argv[:2])!r}" if argv[1:] else "no command"
+        sys.stderr.write(f"error: {given}; expected 'zoo train'\n")
+    elif argv:
+        sys.stderr.write(
+            f"error: unknown command {argv[0]!r}; expected 'zoo train' or 'describe'\n"
+        )
+    else:
+        sys.stderr.write("error: no command given\n")
+    return 2
 
 
 if __name__ == "__main__":

@@ -26,12 +26,15 @@ import math
 import multiprocessing
 import numbers
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,8 @@ N_SNAPSHOTS = 20
 # Training length per dataset, so that every network sees roughly 10,000 to
 # 14,000 training images whatever the size of its dataset.
 DEFAULT_N_EPOCHS = {"digits": 10, "faces": 64, "textures": 16}
+# Smallest image size the three 2 x 2 max pools of the networks accept.
+MIN_INPUT_SIZE = 4
 # Per-snapshot train accuracy is measured on this many training images.
 N_EVAL_TRAIN = 512
 # Bumped whenever a change of the training code changes weights or records.
@@ -160,14 +165,12 @@ def _choice_error(key: str, value: object, choices: Sequence) -> ValueError:
     )
 
 
-def _check_int(key: str, value: object, *, minimum: int) -> int:
-    """Check an integer config entry."""
+def _check_int(name: str, value: object, *, minimum: int) -> int:
+    """Check an integer argument or config entry (``name`` as shown in errors)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"config[{key!r}]={value!r} is not valid; expected an int")
+        raise TypeError(f"{name}={value!r} is not valid; expected an int")
     if value < minimum:
-        raise ValueError(
-            f"config[{key!r}]={value!r} is not valid; expected an int >= {minimum}"
-        )
+        raise ValueError(f"{name}={value!r} is not valid; expected an int >= {minimum}")
     return int(value)
 
 
@@ -272,14 +275,16 @@ def check_config(config: dict) -> dict:
         "optimizer": config["optimizer"],
         "activation": config["activation"],
         "initialization": config["initialization"],
-        "seed": _check_int("seed", config["seed"], minimum=0),
+        "seed": _check_int("config['seed']", config["seed"], minimum=0),
         "n_epochs": _check_int(
-            "n_epochs",
+            "config['n_epochs']",
             config.get("n_epochs", DEFAULT_N_EPOCHS[config["dataset"]]),
             minimum=1,
         ),
         "input_size": _check_int(
-            "input_size", config.get("input_size", INPUT_SIZE), minimum=4
+            "config['input_size']",
+            config.get("input_size", INPUT_SIZE),
+            minimum=MIN_INPUT_SIZE,
         ),
         "architecture": _check_architecture_entry(config, space),
     }
@@ -348,10 +353,11 @@ def sample_configs(
     random_state : None, int or numpy.random.Generator, default=None
         Source of the draws.
     n_epochs : int, optional
-        Training epochs of every network; by default :data:`DEFAULT_N_EPOCHS`
-        of its dataset (10 for digits, 16 for textures, 64 for faces).
+        Training epochs of every network (>= 1); None (the default) means
+        :data:`DEFAULT_N_EPOCHS` of its dataset (10 for digits, 16 for
+        textures, 64 for faces).
     input_size : int, default=16
-        Image height and width in pixels.
+        Image height and width in pixels (>= 4).
 
     Returns
     -------
@@ -361,7 +367,10 @@ def sample_configs(
     Raises
     ------
     ValueError
-        If ``n`` is negative or ``space`` unknown.
+        If ``n`` is negative, ``space`` unknown, ``n_epochs`` < 1 or
+        ``input_size`` < 4.
+    TypeError
+        If ``n_epochs`` or ``input_size`` is not an int.
 
     Examples
     --------
@@ -375,6 +384,9 @@ def sample_configs(
         raise ValueError(f"n={n!r} is not valid; expected an int >= 0")
     if space not in SPACES:
         raise ValueError(f"space={space!r} is not valid; expected one of {SPACES}")
+    if n_epochs is not None:
+        _check_int("n_epochs", n_epochs, minimum=1)
+    _check_int("input_size", input_size, minimum=MIN_INPUT_SIZE)
     rng = check_random_state(random_state)
     datasets = rng.permutation(np.resize(np.array(DATASETS), n))  # (n,)
     configs = []
@@ -389,7 +401,9 @@ def sample_configs(
             "activation": str(rng.choice(ACTIVATIONS)),
             "initialization": str(rng.choice(INITIALIZATIONS)),
             "seed": int(rng.integers(2**31)),
-            "n_epochs": n_epochs or DEFAULT_N_EPOCHS[str(dataset)],
+            "n_epochs": (
+                DEFAULT_N_EPOCHS[str(dataset)] if n_epochs is None else n_epochs
+            ),
             "input_size": input_size,
         }
         if space == "varied":
@@ -616,11 +630,16 @@ def _save_network(network: TrainedNetwork, path: Path) -> None:
         "cpu_seconds": repr(network.cpu_seconds),
     }
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, temporary, metadata=metadata)
-    os.chmod(temporary, 0o644)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, 0o644)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # Also on Ctrl-C: a rerun in this process would not remove the file.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _read_metadata(path: Path) -> dict:
@@ -650,7 +669,8 @@ def _read_metadata(path: Path) -> dict:
     except (SafetensorError, OSError, ValueError, TypeError, KeyError) as error:
         raise CorruptZooFileError(
             f"zoo file {str(path)!r} is corrupted or not a wdcore zoo file "
-            f"({type(error).__name__}: {error}); delete it and rerun train_zoo to "
+            f"({type(error).__name__}: {error}); delete it and rerun the training "
+            "(train_zoo, or the same `python -m wdcore zoo train` command) to "
             "retrain that model"
         ) from error
     if len(parsed["records"]) != N_SNAPSHOTS:
@@ -785,8 +805,10 @@ def _sync_index(directory: Path) -> dict[str, dict]:
         if lost:
             raise FileNotFoundError(
                 f"zoo {str(directory)!r}: the model files of {lost!r} are listed in "
-                f"{INDEX_NAME} but missing; rerun train_zoo with their configs to "
-                f"retrain them, or delete {INDEX_NAME} to drop them from the zoo"
+                f"{INDEX_NAME} but missing; rerun the training that made them "
+                "(train_zoo with their configs, or the same `python -m wdcore zoo "
+                f"train` command) to retrain them, or delete {INDEX_NAME} to drop "
+                "them from the zoo"
             )
         updated = _refresh_entries(directory, entries, files)
         if entries and (updated or not (directory / INDEX_NAME).exists()):
@@ -859,7 +881,7 @@ class Zoo:
         self._entries = entries
         self._keys: dict[str, list[str]] = {}
         rows = [entries[name]["row"] for name in self.model_ids]
-        self.index = pd.DataFrame(rows, columns=list(rows[0]) if rows else None)
+        self.index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
 
     def __len__(self) -> int:
         return len(self.model_ids)
@@ -1000,7 +1022,8 @@ class Zoo:
         except (SafetensorError, OSError) as error:
             raise CorruptZooFileError(
                 f"zoo file {str(path)!r} is corrupted ({error}); delete it and rerun "
-                "train_zoo to retrain that model"
+                "the training (train_zoo, or the same `python -m wdcore zoo train` "
+                "command) to retrain that model"
             ) from error
 
     def model(self, model_id: str, snapshot: int = -1) -> nn.Sequential:
@@ -1169,9 +1192,56 @@ class Zoo:
         return Zoo(self.directory, self._entries, model_ids)
 
 
-def _init_worker() -> None:
-    """Worker processes train with one thread each; n_jobs sets the parallelism."""
+def _init_worker(parent_pid: int) -> None:
+    """Set up a worker: one torch thread, Ctrl-C left to the parent, no orphans.
+
+    Workers train with one thread each, as n_jobs sets the parallelism. They
+    ignore SIGINT, so a Ctrl-C of the whole process group is reported once, by
+    the parent, which then terminates them; and they exit by themselves if the
+    parent dies without doing so (killed with SIGKILL, say).
+    """
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watchdog = threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), daemon=True
+    )
+    watchdog.start()
+
+
+def _exit_when_orphaned(parent_pid: int, *, interval: float = 0.5) -> None:
+    """Exit this process (losing the model in progress) once its parent is gone."""
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Hold back SIGINT in this thread while it starts worker processes.
+
+    The workers inherit the blocked signal, so a Ctrl-C in the second or two
+    they take to import torch (before :func:`_init_worker` runs) prints no
+    traceback from them; in this process it is delivered when unblocked.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    """Cancel the queued models and terminate the workers, then wait for them."""
+    # Python 3.14 has ProcessPoolExecutor.terminate_workers(); before it, the
+    # worker processes are only reachable through this private attribute.
+    processes = list((executor._processes or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(ValueError):
+            process.join()
 
 
 def _train_and_save(config: dict, directory: str) -> str:
@@ -1225,6 +1295,40 @@ def _check_n_jobs(n_jobs: int) -> int:
     return int(n_jobs)
 
 
+def _train_in_workers(
+    configs: list[dict], directory: Path, *, n_jobs: int, bar: tqdm
+) -> None:
+    """Train the configurations in spawned worker processes.
+
+    On an error or an interrupt the queue is dropped and the workers are
+    terminated before the exception propagates: finished models stay on disk
+    and the models in progress are lost.
+    """
+    executor = ProcessPoolExecutor(
+        min(n_jobs, len(configs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
+        with _sigint_blocked():
+            pending = {
+                executor.submit(_train_and_save, config, str(directory))
+                for config in configs
+            }
+        while pending:
+            # A signal may land in one of the executor's threads; waking up
+            # twice a second lets this thread run its handler promptly.
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+                bar.update()
+    except BaseException:
+        _stop_workers(executor)
+        raise
+    executor.shutdown()
+
+
 def _train_missing(
     configs: list[dict], directory: Path, *, n_jobs: int, progress: bool
 ) -> None:
@@ -1233,27 +1337,12 @@ def _train_missing(
         total=len(configs), desc="training zoo", unit="model", disable=not progress
     )
     with bar:
-        if n_jobs == 1 or len(configs) <= 1:
-            for config in configs:
-                _train_and_save(config, str(directory))
-                bar.update()
+        if n_jobs > 1 and len(configs) > 1:
+            _train_in_workers(configs, directory, n_jobs=n_jobs, bar=bar)
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            min(n_jobs, len(configs)), mp_context=context, initializer=_init_worker
-        ) as executor:
-            futures = [
-                executor.submit(_train_and_save, config, str(directory))
-                for config in configs
-            ]
-            try:
-                for future in as_completed(futures):
-                    future.result()
-                    bar.update()
-            except BaseException:
-                # Finished models are on disk; drop the queue and fail fast.
-                executor.shutdown(wait=False, cancel_futures=True)
-                raise
+        for config in configs:
+            _train_and_save(config, str(directory))
+            bar.update()
 
 
 def train_zoo(
@@ -1269,7 +1358,9 @@ def train_zoo(
     run (even one killed mid-write) finishes the zoo. Each model file is
     written atomically by the process that trained it; the index is then
     rebuilt from the files under a lock, so parallel workers and concurrent
-    runs never corrupt it.
+    runs never corrupt it. On ``KeyboardInterrupt`` (Ctrl-C) the models in
+    progress are abandoned, the worker processes terminated and the index
+    written for the models on disk before the interrupt is raised again.
 
     Parameters
     ----------
@@ -1291,8 +1382,12 @@ def train_zoo(
     ------
     TypeError, ValueError
         If a configuration or ``n_jobs`` is not valid.
+    NotADirectoryError
+        If ``directory`` is an existing file.
     CorruptZooFileError
         If a model file already in the directory is damaged.
+    KeyboardInterrupt
+        Again, after cleaning up, when training is interrupted.
 
     Examples
     --------
@@ -1309,12 +1404,23 @@ def train_zoo(
     names = list(dict.fromkeys(model_id(config) for config in configs))
     by_name = {model_id(config): config for config in configs}
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"directory={str(directory)!r} is a file; expected a zoo directory "
+            "(or a path to create one at)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory)
 
     missing = [by_name[name] for name in names if not _is_trained(directory, name)]
     logger.info("%d of %d models to train in %s", len(missing), len(names), directory)
-    _train_missing(missing, directory, n_jobs=n_jobs, progress=progress)
+    try:
+        _train_missing(missing, directory, n_jobs=n_jobs, progress=progress)
+    except KeyboardInterrupt:
+        # The workers are gone: index what they finished, drop their leftovers.
+        _remove_stale_temporaries(directory)
+        _sync_index(directory)
+        raise
     return Zoo(directory, _sync_index(directory), names)
 
 
@@ -1456,11 +1562,85 @@ def default_zoo(
     )
 
 
+def _parse_int(text: str, *, minimum: int, special: int | None = None) -> int:
+    """An integer command line option: at least ``minimum``, or ``special``."""
+    with contextlib.suppress(ValueError):
+        value = int(text)
+        if value >= minimum or value == special:
+            return value
+    expected = f"an int >= {minimum}" + ("" if special is None else f" or {special}")
+    raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {expected}")
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m wdcore zoo train``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m wdcore zoo train",
+        description="Train the networks of a model zoo that are not trained yet. "
+        "An interrupted run (Ctrl-C) keeps the finished networks; rerun the same "
+        "command to resume.",
+    )
+    positive = partial(_parse_int, minimum=1)
+    parser.add_argument("directory", help="zoo directory (created if needed)")
+    parser.add_argument(
+        "--n", type=positive, default=16, help="number of networks (default: 16)"
+    )
+    parser.add_argument(
+        "--space",
+        choices=SPACES,
+        default="fixed",
+        help="architecture space: the paper's fixed CNN, or sampled (varied) ones "
+        "(default: fixed)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    parser.add_argument(
+        "--n-jobs",
+        type=partial(_parse_int, minimum=1, special=-1),
+        default=1,
+        help="worker processes; -1 for one per CPU (default: 1)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive,
+        default=None,
+        help="epochs (default: per dataset)",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=partial(_parse_int, minimum=MIN_INPUT_SIZE),
+        default=INPUT_SIZE,
+        help=f"image height and width in pixels, >= {MIN_INPUT_SIZE} "
+        f"(default: {INPUT_SIZE})",
+    )
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    return parser
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    """Signal handler: stop like Ctrl-C, so that the zoo is left clean."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt meanwhile (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main_train(argv: Sequence[str] | None = None) -> int:
     """Command line ``python -m wdcore zoo train DIRECTORY [options]``.
 
     Samples ``--n`` configurations of ``--space`` with seed ``--seed`` and trains
-    those not yet in DIRECTORY.
+    those not yet in DIRECTORY. Ctrl-C or SIGTERM stops it: the finished models
+    and the index stay on disk, and rerunning the same command resumes
+    (SIGTERM is handled when called from the main thread).
 
     Parameters
     ----------
@@ -1470,7 +1650,9 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status (0 on success).
+        0 on success; 1 if the zoo directory or a file in it is rejected and
+        130 if interrupted (the reason is written to standard error). Usage
+        errors, such as ``--n 0``, exit through argparse with status 2.
 
     Examples
     --------
@@ -1483,21 +1665,7 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     >>> status
     0
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m wdcore zoo train",
-        description="Train the networks of a model zoo that are not trained yet.",
-    )
-    parser.add_argument("directory", help="zoo directory (created if needed)")
-    parser.add_argument("--n", type=int, default=16, help="number of networks")
-    parser.add_argument("--space", choices=SPACES, default="fixed")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-    parser.add_argument("--n-jobs", type=int, default=1, help="worker processes")
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default: per dataset)"
-    )
-    parser.add_argument("--input-size", type=int, default=INPUT_SIZE)
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
-    args = parser.parse_args(argv)
+    args = _train_parser().parse_args(argv)
     configs = sample_configs(
         args.n,
         space=args.space,
@@ -1506,7 +1674,22 @@ def main_train(argv: Sequence[str] | None = None) -> int:
         input_size=args.input_size,
     )
     start = time.perf_counter()
-    zoo = train_zoo(configs, args.directory, n_jobs=args.n_jobs, progress=args.progress)
+    try:
+        with _sigterm_as_keyboard_interrupt():
+            zoo = train_zoo(
+                configs, args.directory, n_jobs=args.n_jobs, progress=args.progress
+            )
+    except KeyboardInterrupt:
+        names = {model_id(config) for config in configs}
+        paths = [Path(args.directory) / f"{name}.safetensors" for name in names]
+        sys.stderr.write(
+            f"interrupted; {sum(path.is_file() for path in paths)} of {len(names)} "
+            "models on disk, rerun the same command to resume\n"
+        )
+        return 130
+    except (OSError, TypeError, ValueError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 1
     sys.stdout.write(
         f"{len(zoo)} models in {args.directory} "
         f"({time.perf_counter() - start:.1f} s); mean test accuracy "
