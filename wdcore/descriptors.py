@@ -67,12 +67,13 @@ MAX_BINS = 32767
 # recognizes buffers by these last name components.
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 
-# Weights processed per step. A block of float32 values (128 KiB) and its index
-# buffers stay in the L2 cache, so the weights are read from memory once and the
-# later passes over them are cheap. The size is one below torch's parallel grain
-# size (32768), so torch.bincount runs inline: parallelism comes from our own
-# threads, which cope with a busy machine better than OpenMP teams do.
-CHUNK_SIZE = (1 << 15) - 1
+# Weights processed per step. A block of 2**18 float32 values (1 MiB) and its
+# counter buffer stay in the L2/L3 cache, so the weights are read from memory
+# once and the later passes over them are cheap. Each block costs about ten NumPy
+# and torch calls; with blocks eight times smaller that per-call overhead
+# dominated and two threads mostly waited for each other's GIL
+# (benchmarks/bench_descriptors.py: about 15x a numpy.sum pass instead of 5x).
+CHUNK_SIZE = 1 << 18
 
 # Consecutive weights often fall into the same bin, and incrementing one counter
 # again and again is a chain of dependent memory updates. Counting into N_LANES
@@ -708,22 +709,44 @@ def _counter_dtype(n_counters: int) -> type:
     return np.int16 if n_counters <= 32768 else np.int32
 
 
-@lru_cache(maxsize=256)
-def _chunk_offsets(lengths: tuple[int, ...], n_rows: int, n_bins: int) -> np.ndarray:
-    """Counter of every weight of a block, less its bin (cached: chunks repeat).
+@lru_cache(maxsize=16)
+def _lane_offsets(n_rows: int, width: int, n_bins: int, dtype: type) -> np.ndarray:
+    """Counter of every weight of a one-segment block, less its bin (cached).
 
-    ``lengths`` are the lengths of the segment pieces that make up the chunk.
-    Counters are numbered ``((lane * n_rows + row) * n_segments + segment) *
-    n_bins + bin``, where ``lane`` is the column modulo :data:`N_LANES`.
+    Counters are numbered ``((segment * N_LANES + lane) * n_rows + row) * n_bins
+    + bin``, where ``lane`` is the column modulo :data:`N_LANES`; this array
+    holds the part for ``segment = 0``.
     """
-    n_segments = len(lengths)
-    segments = np.repeat(np.arange(n_segments), lengths)  # (width,)
-    lanes = np.arange(sum(lengths)) % N_LANES  # (width,)
     rows = np.arange(n_rows)[:, None]  # (n_rows, 1)
-    counters = ((lanes * n_rows + rows) * n_segments + segments) * n_bins  # (r, w)
-    counters = counters.astype(_counter_dtype(N_LANES * n_rows * n_segments * n_bins))
-    counters.flags.writeable = False  # shared between calls and threads
-    return counters  # (n_rows, width)
+    pattern = ((np.arange(N_LANES) * n_rows + rows) * n_bins).astype(dtype)  # (r, 4)
+    offsets = np.tile(pattern, -(-width // N_LANES))[:, :width].copy()  # (r, width)
+    offsets.flags.writeable = False  # shared between calls and threads
+    return offsets
+
+
+def _block_offsets(
+    chunk: tuple[int, int, int, int],
+    boundaries: np.ndarray,
+    n_rows: int,
+    width: int,
+    n_bins: int,
+) -> np.ndarray:
+    """Counter of every weight of a block of ``chunk``, less its bin.
+
+    The counters use the smallest integer type that holds them, and ``width``
+    is the widest chunk of the call (so all blocks share one lane pattern).
+    """
+    start, stop, first, last = chunk
+    dtype = _counter_dtype(N_LANES * n_rows * (last - first) * n_bins)
+    lane_offsets = _lane_offsets(n_rows, width, n_bins, dtype)[:, : stop - start]
+    if last - first == 1:
+        return lane_offsets  # (n_rows, width)
+    stride = N_LANES * n_rows * n_bins
+    starts = (np.arange(last - first) * stride).astype(dtype)  # (n_segments,)
+    lengths = np.diff(boundaries[first : last + 1])  # (n_segments,)
+    offsets = lane_offsets + np.repeat(starts, lengths)  # (n_rows, width)
+    offsets.flags.writeable = False  # shared between threads
+    return offsets
 
 
 def _count_block(
@@ -734,12 +757,13 @@ def _count_block(
     n_segments: int,
     buffers: dict,
 ) -> np.ndarray | None:
-    """Return the (lanes, rows, segments, bins) counts of a block; None if not finite.
+    """Return the (rows, segments, bins) counts of a block; None if not finite.
 
-    ``offsets`` comes from :func:`_chunk_offsets` for a block of
-    ``offsets.shape[0]`` rows; ``block`` may hold fewer (the last block).
+    ``offsets`` holds the counters of a block of ``offsets.shape[0]`` rows
+    (:func:`_block_offsets`); ``block`` may hold fewer rows (the last block).
     """
     n_rows, width = block.shape
+    n_block_rows = offsets.shape[0]
     values = buffers["values"][: n_rows * width].reshape(n_rows, width)
     counters = buffers[offsets.dtype][: n_rows * width].reshape(n_rows, width)
 
@@ -757,12 +781,12 @@ def _count_block(
     np.clip(values, 0, n_bins - 1, out=values)
     np.copyto(counters, values, casting="unsafe")
     np.add(counters, offsets[:n_rows], out=counters)
-    n_block_rows = offsets.shape[0]
-    n_counters = N_LANES * n_block_rows * n_segments * n_bins
+    n_counters = n_segments * N_LANES * n_block_rows * n_bins
     counts = torch.bincount(
         torch.from_numpy(counters.reshape(-1)), minlength=n_counters
-    )
-    return counts.numpy().reshape(N_LANES, n_block_rows, -1, n_bins)[:, :n_rows]
+    ).numpy()  # (n_counters,)
+    counts = counts.reshape(n_segments, N_LANES, n_block_rows, n_bins)
+    return counts[:, :, :n_rows].sum(axis=1).transpose(1, 0, 2)  # (rows, segs, B)
 
 
 def _histogram_blocks(
@@ -785,8 +809,9 @@ def _histogram_blocks(
         for row, row_stop, chunk in blocks
     )
     buffers = {"values": np.empty(size, dtype=np.float32)}  # (size,)
-    for dtype in (np.uint8, np.int16, np.int32):
-        buffers[np.dtype(dtype)] = np.empty(size, dtype=dtype)  # (size,)
+    for _, offsets in plan:
+        if offsets.dtype not in buffers:
+            buffers[offsets.dtype] = np.empty(size, dtype=offsets.dtype)  # (size,)
     with np.errstate(over="ignore", invalid="ignore"):
         for row, row_stop, chunk in blocks:
             (start, stop, first, last), offsets = plan[chunk]
@@ -796,7 +821,7 @@ def _histogram_blocks(
             )
             if result is None:
                 _check_finite_matrix(block, row, start)
-            counts[row:row_stop, first:last] += result.sum(axis=0)
+            counts[row:row_stop, first:last] += result
     return counts
 
 
@@ -820,14 +845,12 @@ def _segment_histograms(
     # Several short rows share a block, as long as their counters stay few.
     n_counters = N_LANES * (len(boundaries) - 1) * n_bins
     rows_per_block = max(1, min(chunk_size // n_weights, chunk_size // n_counters))
-    rows_per_block = rows_per_block if len(chunks) == 1 else 1
-    plan = []
-    for start, stop, first, last in chunks:
-        lengths = (stop - start,)
-        if last - first > 1:
-            lengths = tuple(np.diff(boundaries[first : last + 1]).tolist())
-        offsets = _chunk_offsets(lengths, rows_per_block, n_bins)  # (rows, width)
-        plan.append(((start, stop, first, last), offsets))
+    rows_per_block = min(rows_per_block, n_models) if len(chunks) == 1 else 1
+    width = max(stop - start for start, stop, _, _ in chunks)
+    plan = [
+        (chunk, _block_offsets(chunk, boundaries, rows_per_block, width, n_bins))
+        for chunk in chunks
+    ]
     row_starts = list(range(0, n_models, rows_per_block))
     n_workers = n_workers or _n_workers(matrix.size)
     counts = np.zeros((n_models, len(boundaries) - 1, n_bins), dtype=np.int64)
