@@ -177,6 +177,33 @@ def test_permuted_copies_leave_outputs_unchanged(seed):
     assert model.training, "the model's mode must not change"
 
 
+def test_float64_check_separates_rounding_from_errors():
+    """Large weights make float32 rounding visible; float64 shows it is rounding."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+        nn.Linear(256, 4),
+    )  # fmt: skip
+    for parameter in model.parameters():
+        nn.init.normal_(parameter, std=1.0)
+    copies = [permute_state_dict(model.state_dict(), model, random_state=0)]
+    inputs = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+    in_float32 = measure_output_change(model, copies, inputs, dtype=torch.float32)
+    in_float64 = measure_output_change(model, copies, inputs)
+    assert 0 < in_float32[0] < 1e-3
+    assert in_float64[0] < 1e-12
+    assert model[0].weight.dtype == torch.float32, "the model must not be cast"
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, "float64", None])
+def test_measure_output_change_rejects_a_bad_dtype(dtype):
+    model = make_cnn(0)
+    with pytest.raises(ValueError, match="expected a floating-point torch.dtype"):
+        measure_output_change(
+            model, [model.state_dict()], torch.ones(2, 1, 6, 6), dtype=dtype
+        )
+
+
 def test_measure_output_change_restores_the_thread_count():
     model = make_cnn(0)
     before = torch.get_num_threads()
