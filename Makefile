@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MATHJAX := _build/npm/node_modules/mathjax/es5/tex-chtml.js
 MATHJAX_VERSION := 3.2.2
+# Seconds each notebook may run (at full size, and with quick=True).
 NOTEBOOK_TIMEOUT ?= 1200
 QUICK_TIMEOUT ?= 300
 

@@ -103,7 +103,9 @@ def test_runner_names_the_notebook_and_the_failing_cell(tmp_path):
     path = tmp_path / "broken.ipynb"
     nbformat.write(notebook, path)
 
-    with pytest.raises(book.BookError, match=r"broken\.ipynb failed in cell \d.*boom"):
+    with pytest.raises(
+        book.BookError, match=r"broken\.ipynb failed in cell 2 .*ValueError: boom"
+    ):
         book.execute_notebook(
             path, quick=True, timeout=60, output_dir=tmp_path / "out", cwd=tmp_path
         )
@@ -120,6 +122,34 @@ def test_runner_stops_a_cell_that_runs_past_the_timeout(tmp_path):
         )
 
 
+def test_runner_stops_a_notebook_whose_cells_together_run_too_long(tmp_path):
+    notebook = make_notebook(
+        "quick = False", *["import time; time.sleep(1.5)"] * 6, "finished = True"
+    )
+    path = tmp_path / "long.ipynb"
+    nbformat.write(notebook, path)
+
+    with pytest.raises(
+        book.BookError, match=r"long\.ipynb failed in cell [2-6] .*past its timeout"
+    ):
+        book.execute_notebook(
+            path, quick=True, timeout=6, output_dir=tmp_path / "out", cwd=tmp_path
+        )
+
+
+def test_runner_passes_quick_and_writes_the_executed_copy(tmp_path):
+    notebook = make_notebook("quick = False", "assert quick is True")
+    path = tmp_path / "fine.ipynb"
+    nbformat.write(notebook, path)
+
+    seconds = book.execute_notebook(
+        path, quick=True, timeout=60, output_dir=tmp_path / "out", cwd=tmp_path
+    )
+    assert seconds > 0
+    executed = nbformat.read(tmp_path / "out" / "fine.ipynb", as_version=4)
+    assert "quick = True" in executed.cells[1].source  # papermill's injected cell
+
+
 def test_a_figure_without_caption_is_refused():
     notebook = make_notebook("quick = False", "plot()")
     notebook.cells[1].outputs = [
@@ -131,6 +161,22 @@ def test_a_figure_without_caption_is_refused():
 
     notebook.cells[1].metadata["mystnb"] = {"figure": {"caption": "A plot."}}
     book.check_figure_captions(notebook, "plots.ipynb")
+
+
+def test_page_check_reports_scripts_and_styles_from_other_hosts(tmp_path):
+    static = (
+        '<html><script src="https://cdn.example.org/mathjax.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/a.css">'
+        '<script src="_static/local.js"></script></html>'
+    )
+    server, base_url = book.serve(tmp_path)
+    try:
+        problems = book.page_problems(static, "<html></html>", base_url, "page.html")
+    finally:
+        server.shutdown()
+    assert len(problems) == 2
+    assert "cdn.example.org" in problems[0] and "another host" in problems[0]
+    assert "fonts.example.org" in problems[1]
 
 
 def test_page_check_reports_raw_tex_and_missing_images(tmp_path):

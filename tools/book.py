@@ -27,7 +27,9 @@ import csv
 import functools
 import http.server
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,8 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--no-first-run",
     "--disable-sync",
+    # Resolve no host but the local server, so a page that needs a CDN fails.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 )
 
 
@@ -75,30 +79,50 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
     return [path for path in paths if path.exists()]
 
 
-def describe_failure(executed: Path, notebook: Path, error: Exception) -> str:
-    """Say which cell of ``notebook`` failed, reading papermill's output copy."""
-    cells = json.loads(executed.read_text())["cells"] if executed.exists() else []
-    cells = [
+def read_cells(executed: Path) -> list[dict]:
+    """Return the cells of papermill's output copy that the notebook has.
+
+    Papermill adds a cell of injected parameters and, after an error, markdown
+    cells that point to it; without them the numbers match the notebook's own.
+    """
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return []  # not written yet, or cut off mid-write by a timeout
+    added = {"injected-parameters", "papermill-error-cell-tag"}
+    return [
         cell
         for cell in cells
-        if "injected-parameters" not in cell.get("metadata", {}).get("tags", [])
+        if not added & set(cell.get("metadata", {}).get("tags", []))
     ]
+
+
+def describe_failure(executed: Path, notebook: Path, summary: str) -> str:
+    """Say which cell of ``notebook`` failed or was running, and why."""
+    cells = read_cells(executed)
+    statuses = [cell.get("metadata", {}).get("papermill", {}) for cell in cells]
     failed = [
         index
         for index, cell in enumerate(cells)
-        if cell.get("metadata", {}).get("papermill", {}).get("exception")
+        if statuses[index].get("exception")
         or any(out.get("output_type") == "error" for out in cell.get("outputs", []))
     ]
+    running = [
+        i for i, status in enumerate(statuses) if status.get("status") == "running"
+    ]
     where = "an unknown cell"
-    if failed:
-        index = failed[0]
+    if failed or running:
+        index = (failed or running)[0]
         source = "".join(cells[index]["source"]).strip().splitlines()[:3]
         where = f"cell {index} (" + " | ".join(source) + ")"
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    summary = type(error).__name__
-    if lines:
-        summary = lines[0] if "timed out" in lines[0] else lines[-1]
     return f"notebook {notebook.name} failed in {where}: {summary}"
+
+
+def error_summary(stderr: str) -> str:
+    """The line of papermill's error output that says what went wrong."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    timed_out = [line for line in lines if "timed out" in line]
+    return (timed_out or lines or ["papermill failed without a message"])[-1]
 
 
 def execute_notebook(
@@ -109,25 +133,33 @@ def execute_notebook(
     output_dir: Path = EXECUTED,
     cwd: Path = ROOT,
 ) -> float:
-    """Execute one notebook with papermill and return its wall time in seconds."""
-    import papermill
+    """Execute one notebook with papermill and return its wall time in seconds.
 
+    ``timeout`` bounds the whole notebook (and so each cell): papermill runs in
+    a process group of its own, which is killed when the time is up.
+    """
     output = output_dir / notebook.relative_to(cwd)
     output.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        *(sys.executable, "-m", "papermill", str(notebook), str(output)),
+        *("-p", "quick", str(quick), "--cwd", str(cwd), "-k", "python3"),
+        *("--execution-timeout", str(max(1, int(timeout))), "--no-progress-bar"),
+    ]
     start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters={"quick": quick},
-            cwd=str(cwd),
-            kernel_name="python3",
-            execution_timeout=timeout,
-            progress_bar=False,
-            log_output=False,
-        )
-    except Exception as error:  # papermill and nbclient raise several types
-        raise BookError(describe_failure(output, notebook, error)) from error
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # The kernel watches its parent and exits when papermill is killed.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        summary = f"the notebook ran past its timeout of {timeout:g} s"
+        raise BookError(describe_failure(output, notebook, summary)) from None
+    if process.returncode != 0:
+        raise BookError(describe_failure(output, notebook, error_summary(stderr)))
     return time.perf_counter() - start
 
 
@@ -235,12 +267,16 @@ def rendered_dom(chromium: str, url: str, profile: Path) -> str:
 
 
 def page_problems(static_html: str, dom: str, base_url: str, page: str) -> list[str]:
-    """List what is wrong with one rendered page: raw TeX or a missing image."""
+    """List what is wrong with one page: raw TeX, a missing image or a CDN."""
     from bs4 import BeautifulSoup
 
     problems = []
     static = BeautifulSoup(static_html, "html.parser")
     rendered = BeautifulSoup(dom, "html.parser")
+    for element in static.select("script[src], link[rel=stylesheet][href]"):
+        address = element.get("src") or element.get("href")
+        if urllib.parse.urlparse(address).netloc:
+            problems.append(f"{page}: loads {address!r} from another host")
     n_math = len(static.select(".math"))
     if n_math:
         unrendered = [
@@ -304,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     execute.add_argument("notebooks", nargs="*", help="default: every notebook")
     execute.add_argument("--quick", action="store_true", help="pass quick=True")
     execute.add_argument(
-        "--timeout", type=float, default=1200, help="seconds a cell may run"
+        "--timeout", type=float, default=1200, help="seconds a notebook may run"
     )
     commands.add_parser("stage", help="assemble _build/book")
     check = commands.add_parser("check", help="check built pages in Chromium")
