@@ -39,7 +39,7 @@ def read_pins(lines: list[str]) -> dict[str, str]:
 
 
 def make_environment_pins() -> dict[str, str]:
-    """Return the pip pins of environment.yml."""
+    """Return the pip pins of environment.yml (conda-level entries excluded)."""
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_lists = [
         item["pip"] for item in environment["dependencies"] if isinstance(item, dict)
@@ -60,14 +60,22 @@ def test_stack_is_pinned_in_both_files(package):
     assert package in environment, f"{package} is not listed in environment.yml"
 
 
-def test_environment_matches_constraints():
+def test_environment_lists_exactly_the_pins_of_constraints():
+    """Issue #2: environment.yml lists the same packages as constraints.txt."""
     constraints = read_pins((ROOT / "constraints.txt").read_text().splitlines())
-    drift = {
-        name: (version, constraints.get(name))
-        for name, version in make_environment_pins().items()
-        if constraints.get(name) != version
-    }
-    assert not drift, f"environment.yml and constraints.txt disagree: {drift}"
+    environment = make_environment_pins()
+    only_constraints = sorted(constraints.keys() - environment.keys())
+    only_environment = sorted(environment.keys() - constraints.keys())
+    assert not only_constraints, f"missing from environment.yml: {only_constraints}"
+    assert not only_environment, f"missing from constraints.txt: {only_environment}"
+    assert environment == constraints
+
+
+def test_environment_asks_conda_for_python_only():
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [item for item in environment["dependencies"] if isinstance(item, str)]
+    assert "python=3.11" in conda
+    assert not [item for item in conda if item.startswith("nodejs")], "npm is unused"
 
 
 def make_project_dependencies() -> list[str]:

@@ -1,21 +1,28 @@
 """Execute the book's notebooks with papermill, stage them, build and check the HTML.
 
-The Makefile drives the book through this script:
+The Makefile drives the book through this script. Every command works in one build
+directory (``--build-dir``, default ``_build``; ``make test`` uses ``_build/quick``
+so that its quick build never overwrites the full book):
 
+``mathjax``
+    Download MathJax from the npm registry (no Node.js needed), check it against its
+    pinned integrity hash and unpack its ``es5`` build into ``_build/mathjax``, which
+    every build shares.
 ``execute``
-    Run notebooks with papermill (repository root as working directory) and write
-    the executed copies to ``_build/executed/notebooks``. A failing cell or a cell
-    that runs past the timeout stops the run with the notebook's name, the cell's
-    number and its first lines. The wall time of every notebook is appended to
-    ``_build/results/timings.csv``.
+    Run notebooks with papermill (repository root as working directory, with
+    ``results_dir`` set to ``BUILD_DIR/results``) and write the executed copies to
+    ``BUILD_DIR/executed/notebooks``. A failing cell or a cell that runs past the
+    timeout stops the run with the notebook's name, the cell's number and its first
+    lines. Ctrl-C or SIGTERM stops papermill and its kernel too. The wall time of
+    every notebook is appended to ``BUILD_DIR/results/timings.csv``.
 ``stage``
-    Assemble the book source in ``_build/book``: the configuration, the markdown
-    pages, the executed notebooks and an offline copy of MathJax. Fails when a
-    notebook has not been executed, or when a cell that draws a figure has no
-    caption.
+    Assemble the book source in ``BUILD_DIR/book``: the configuration, the markdown
+    pages, the executed notebooks and the offline copy of MathJax. Fails when a
+    notebook has not been executed, when a cell that draws a figure has no caption,
+    or when a cell with a figure caption drew nothing or has no figure name.
 ``check``
-    Open every built page in headless Chromium and fail when a page with maths
-    still shows raw TeX, or when an image is missing or empty.
+    Open every page of ``BUILD_DIR/html`` in headless Chromium and fail when a page
+    with maths still shows raw TeX, or when an image is missing or empty.
 
 Run ``python tools/book.py COMMAND --help`` for the options.
 """
@@ -23,8 +30,11 @@ Run ``python tools/book.py COMMAND --help`` for the options.
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import csv
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -32,20 +42,31 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
-EXECUTED = BUILD / "executed"
-STAGE = BUILD / "book"
-MATHJAX = BUILD / "npm" / "node_modules" / "mathjax" / "es5"
+# MathJax 3 as published on the npm registry; the integrity is npm's own
+# (``npm view mathjax@3.2.2 dist.integrity``), so a changed file is refused.
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_URL = f"https://registry.npmjs.org/mathjax/-/mathjax-{MATHJAX_VERSION}.tgz"
+MATHJAX_INTEGRITY = (
+    "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/"
+    "O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+)
+# Shared by the full and the quick build: the es5 build, package.json and LICENSE.
+MATHJAX_DIR = BUILD / "mathjax"
+MATHJAX = MATHJAX_DIR / "es5"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 CHROMIUM_FLAGS = (
     "--headless",
@@ -64,6 +85,121 @@ class BookError(RuntimeError):
     """A notebook, the staged book or a built page is not as it must be."""
 
 
+@dataclass(frozen=True)
+class Build:
+    """The directories of one build of the book, the full one or the quick one."""
+
+    root: Path
+
+    @property
+    def executed(self) -> Path:
+        """Papermill's executed copies of the notebooks."""
+        return self.root / "executed"
+
+    @property
+    def results(self) -> Path:
+        """The figures and tables the notebooks write, and ``timings.csv``."""
+        return self.root / "results"
+
+    @property
+    def book(self) -> Path:
+        """The staged book source that Jupyter Book builds."""
+        return self.root / "book"
+
+    @property
+    def html(self) -> Path:
+        """The built HTML book (the Makefile copies it here)."""
+        return self.root / "html"
+
+
+def display_path(path: Path) -> str:
+    """Return ``path`` relative to the repository root when it lies inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def mathjax_version(directory: Path = MATHJAX_DIR) -> str | None:
+    """Return the version of the MathJax unpacked in ``directory``, or None."""
+    try:
+        package = json.loads((directory / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not (directory / "es5" / "tex-chtml.js").exists():
+        return None
+    return package.get("version")
+
+
+def check_integrity(archive: Path, integrity: str) -> None:
+    """Fail unless ``archive`` has the npm-style ``integrity`` (``sha512-<base64>``)."""
+    algorithm, _, expected = integrity.partition("-")
+    with archive.open("rb") as handle:
+        digest = hashlib.file_digest(handle, algorithm).digest()
+    actual = base64.b64encode(digest).decode()
+    if actual != expected:
+        raise BookError(
+            f"{archive.name} does not match its pinned integrity: expected "
+            f"{integrity!r}, got {algorithm}-{actual}; refusing to use it"
+        )
+
+
+def unpack_mathjax(
+    archive: Path, destination: Path, *, integrity: str = MATHJAX_INTEGRITY
+) -> None:
+    """Check MathJax's npm tarball and unpack its es5 build into ``destination``.
+
+    Everything is unpacked into a scratch directory beside ``destination`` and
+    renamed into place at the end, so an interruption leaves no half-copied MathJax.
+    """
+    check_integrity(archive, integrity)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    wanted = ("package/package.json", "package/LICENSE")
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".mathjax-") as tmp:
+        scratch = Path(tmp)
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [
+                member
+                for member in tar.getmembers()
+                if member.name.startswith("package/es5/") or member.name in wanted
+            ]
+            try:
+                tar.extractall(scratch, members=members, filter="data")
+            except tarfile.FilterError as error:
+                raise BookError(
+                    f"{archive.name} holds an unsafe entry: {error}"
+                ) from None
+        unpacked = scratch / "package"
+        if not (unpacked / "es5" / "tex-chtml.js").exists():
+            raise BookError(f"{archive.name} has no package/es5/tex-chtml.js")
+        if destination.exists():
+            destination.rename(scratch / "previous")
+        unpacked.rename(destination)
+
+
+def fetch_mathjax(
+    destination: Path = MATHJAX_DIR,
+    *,
+    url: str = MATHJAX_URL,
+    integrity: str = MATHJAX_INTEGRITY,
+    version: str = MATHJAX_VERSION,
+) -> bool:
+    """Download MathJax ``version`` into ``destination`` unless it is there already.
+
+    Returns True when it was downloaded, False when ``destination`` already held it.
+    """
+    if mathjax_version(destination) == version:
+        return False
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".mathjax-") as tmp:
+        archive = Path(tmp) / url.rsplit("/", 1)[-1]
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
+                with archive.open("wb") as handle:
+                    shutil.copyfileobj(response, handle)
+        except OSError as error:  # urllib's URLError included
+            raise BookError(f"could not download MathJax from {url}: {error}") from None
+        unpack_mathjax(archive, destination, integrity=integrity)
+    return True
+
+
 def toc_entries(root: Path = ROOT) -> list[str]:
     """Return the files of ``_toc.yml`` in reading order, without suffix."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
@@ -79,22 +215,27 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
     return [path for path in paths if path.exists()]
 
 
-def read_cells(executed: Path) -> list[dict]:
-    """Return the cells of papermill's output copy that the notebook has.
+def own_cells(cells: list[dict]) -> list[dict]:
+    """Drop the cells papermill adds, so cell numbers match the notebook's own.
 
     Papermill adds a cell of injected parameters and, after an error, markdown
-    cells that point to it; without them the numbers match the notebook's own.
+    cells that point to it.
     """
-    try:
-        cells = json.loads(executed.read_text())["cells"]
-    except (OSError, ValueError, KeyError):
-        return []  # not written yet, or cut off mid-write by a timeout
     added = {"injected-parameters", "papermill-error-cell-tag"}
     return [
         cell
         for cell in cells
         if not added & set(cell.get("metadata", {}).get("tags", []))
     ]
+
+
+def read_cells(executed: Path) -> list[dict]:
+    """Return the cells of papermill's output copy that the notebook has."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return []  # not written yet, or cut off mid-write by a timeout
+    return own_cells(cells)
 
 
 def describe_failure(executed: Path, notebook: Path, summary: str) -> str:
@@ -125,26 +266,62 @@ def error_summary(stderr: str) -> str:
     return (timed_out or lines or ["papermill failed without a message"])[-1]
 
 
+def stop_notebook(process: subprocess.Popen) -> None:
+    """Kill papermill, its kernel and whatever the kernel started; reap papermill."""
+    pids = [process.pid]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        pids += [child.pid for child in descendants]
+
+    # The kernel leads a session and group of its own (jupyter_client starts it
+    # so), so killing papermill's group alone would leave it training.
+    own_group = os.getpgrp()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            group = os.getpgid(pid)
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+    if process.stderr:
+        process.stderr.close()
+
+
 def execute_notebook(
     notebook: Path,
     *,
     quick: bool,
     timeout: float,
-    output_dir: Path = EXECUTED,
+    output_dir: Path = BUILD / "executed",
+    results_dir: Path | None = None,
     cwd: Path = ROOT,
 ) -> float:
     """Execute one notebook with papermill and return its wall time in seconds.
 
-    ``timeout`` bounds the whole notebook (and so each cell): papermill runs in
-    a process group of its own, which is killed when the time is up.
+    ``timeout`` bounds the whole notebook (and so each cell). Papermill runs in a
+    process group of its own; when the time is up, or when anything interrupts
+    the wait (Ctrl-C, SIGTERM turned into SystemExit), papermill and its kernel
+    are killed, and the executed copy of an earlier run is left as it was (the
+    failed run's copy stays beside it, as ``NAME.partial.ipynb``).
+    ``results_dir``, when given, is passed as the notebook's ``results_dir``
+    parameter (relative to ``cwd`` when it lies inside it).
     """
-    output = output_dir / notebook.relative_to(cwd)
+    inside = notebook.is_relative_to(cwd)
+    output = output_dir / (notebook.relative_to(cwd) if inside else notebook.name)
     output.parent.mkdir(parents=True, exist_ok=True)
+    # Papermill writes as it goes; the copy replaces ``output`` only once it is
+    # complete, so a failed or interrupted run never leaves half a notebook to stage.
+    partial = output.with_name(f"{output.stem}.partial.ipynb")
+    parameters = ["-p", "quick", str(quick)]
+    if results_dir is not None:
+        if results_dir.is_relative_to(cwd):
+            results_dir = results_dir.relative_to(cwd)
+        parameters += ["-p", "results_dir", str(results_dir)]
     command = [
-        *(sys.executable, "-m", "papermill", str(notebook), str(output)),
-        *("-p", "quick", str(quick), "--cwd", str(cwd), "-k", "python3"),
+        *(sys.executable, "-m", "papermill", str(notebook), str(partial)),
+        *parameters, *("--cwd", str(cwd), "-k", "python3"),
         *("--execution-timeout", str(max(1, int(timeout))), "--no-progress-bar"),
-    ]
+    ]  # fmt: skip
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -153,19 +330,20 @@ def execute_notebook(
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        # The kernel watches its parent and exits when papermill is killed.
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        stop_notebook(process)
         summary = f"the notebook ran past its timeout of {timeout:g} s"
-        raise BookError(describe_failure(output, notebook, summary)) from None
+        raise BookError(describe_failure(partial, notebook, summary)) from None
+    except BaseException:
+        stop_notebook(process)
+        raise
     if process.returncode != 0:
-        raise BookError(describe_failure(output, notebook, error_summary(stderr)))
+        raise BookError(describe_failure(partial, notebook, error_summary(stderr)))
+    partial.replace(output)
     return time.perf_counter() - start
 
 
-def record_timing(notebook: Path, seconds: float, *, quick: bool) -> None:
-    """Append one notebook's wall time to ``_build/results/timings.csv``."""
-    path = BUILD / "results" / "timings.csv"
+def record_timing(notebook: Path, seconds: float, *, quick: bool, path: Path) -> None:
+    """Append one notebook's wall time to the CSV file ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     with path.open("a", newline="") as handle:
@@ -176,54 +354,96 @@ def record_timing(notebook: Path, seconds: float, *, quick: bool) -> None:
         writer.writerow([notebook.stem, quick, f"{seconds:.1f}", stamp])
 
 
+def command_mathjax(args: argparse.Namespace) -> None:
+    """Download MathJax into ``_build/mathjax`` unless it is there already."""
+    fetched = fetch_mathjax()
+    state = "downloaded and checked" if fetched else "already"
+    print(f"MathJax {MATHJAX_VERSION} {state} in {display_path(MATHJAX_DIR)}")
+
+
 def command_execute(args: argparse.Namespace) -> None:
     """Execute the requested notebooks, or every notebook of the book."""
+    build = Build(Path(args.build_dir).resolve())
     notebooks = [Path(name).resolve() for name in args.notebooks] or toc_notebooks()
     for notebook in notebooks:
-        print(f"executing {notebook.relative_to(ROOT)} (quick={args.quick})")
-        sys.stdout.flush()
-        seconds = execute_notebook(notebook, quick=args.quick, timeout=args.timeout)
-        record_timing(notebook, seconds, quick=args.quick)
+        print(f"executing {display_path(notebook)} (quick={args.quick})", flush=True)
+        seconds = execute_notebook(
+            notebook,
+            quick=args.quick,
+            timeout=args.timeout,
+            output_dir=build.executed,
+            results_dir=build.results,
+        )
+        timings = build.results / "timings.csv"
+        record_timing(notebook, seconds, quick=args.quick, path=timings)
         print(f"  done in {seconds:.0f} s")
 
 
-def check_figure_captions(notebook: dict, name: str) -> None:
-    """Fail if a cell that shows an image has no myst-nb figure caption."""
-    for index, cell in enumerate(notebook["cells"]):
+def check_figures(notebook: dict, name: str) -> None:
+    """Fail unless every figure cell has an image, a caption and a figure name.
+
+    myst-nb shows a cell's ``mystnb.figure`` metadata only around an image the cell
+    produced: without one the figure silently vanishes from the page. Cells are
+    numbered as in the notebook itself, without papermill's injected cell.
+    """
+    for index, cell in enumerate(own_cells(notebook["cells"])):
         if cell["cell_type"] != "code":
             continue
-        has_image = any("image/png" in out.get("data", {}) for out in cell["outputs"])
+        outputs = cell.get("outputs", [])
+        has_image = any("image/png" in out.get("data", {}) for out in outputs)
         figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+        where = f"notebook {name}, cell {index}"
         if has_image and not figure.get("caption"):
             raise BookError(
-                f"notebook {name}, cell {index} draws a figure but has no "
-                "mystnb.figure.caption in its metadata"
+                f"{where} draws a figure but has no mystnb.figure.caption "
+                "in its metadata"
+            )
+        if figure and not has_image:
+            raise BookError(
+                f"{where} has figure {figure.get('name', '(no name)')!r} in its "
+                "metadata but produced no image/png output"
+            )
+        if figure.get("caption") and not figure.get("name"):
+            raise BookError(
+                f"{where} has a figure caption but no mystnb.figure.name "
+                f"(caption {figure['caption'][:60]!r})"
             )
 
 
-def command_stage(args: argparse.Namespace) -> None:
-    """Copy the book source, executed notebooks and MathJax into ``_build/book``."""
-    if STAGE.exists():
-        shutil.rmtree(STAGE)
-    STAGE.mkdir(parents=True)
+def stage_book(build: Build, *, mathjax: Path = MATHJAX) -> None:
+    """Copy the book source, executed notebooks and MathJax into ``build.book``."""
+    stage = build.book
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
     for name in BOOK_FILES:
         if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, STAGE / name)
+            shutil.copy2(ROOT / name, stage / name)
     for entry in toc_entries():
         source = ROOT / f"{entry}.md"
         if source.exists():
-            (STAGE / source.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, STAGE / source.relative_to(ROOT))
+            (stage / f"{entry}.md").parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, stage / f"{entry}.md")
             continue
-        executed = EXECUTED / f"{entry}.ipynb"
+        executed = build.executed / f"{entry}.ipynb"
         if not executed.exists():
-            raise BookError(f"{entry}.ipynb has not been executed: run 'execute' first")
-        check_figure_captions(json.loads(executed.read_text()), executed.name)
-        (STAGE / f"{entry}.ipynb").parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed, STAGE / f"{entry}.ipynb")
-    if not (MATHJAX / "tex-chtml.js").exists():
-        raise BookError(f"MathJax is missing at {MATHJAX}: run 'make setup' first")
-    shutil.copytree(MATHJAX, STAGE / "_vendor" / "mathjax")
+            raise BookError(
+                f"{entry}.ipynb has not been executed into "
+                f"{display_path(build.executed)}: run 'execute' first"
+            )
+        check_figures(json.loads(executed.read_text()), executed.name)
+        (stage / f"{entry}.ipynb").parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, stage / f"{entry}.ipynb")
+    if not (mathjax / "tex-chtml.js").exists():
+        raise BookError(
+            f"MathJax is missing at {display_path(mathjax)}: run 'make setup' first"
+        )
+    shutil.copytree(mathjax, stage / "_vendor" / "mathjax")
+
+
+def command_stage(args: argparse.Namespace) -> None:
+    """Stage the book of the build directory."""
+    stage_book(Build(Path(args.build_dir).resolve()))
 
 
 def find_chromium() -> str:
@@ -308,7 +528,8 @@ def page_problems(static_html: str, dom: str, base_url: str, page: str) -> list[
 
 def command_check(args: argparse.Namespace) -> None:
     """Render every page of the built book and fail on raw TeX or broken images."""
-    html = Path(args.html).resolve()
+    build = Build(Path(args.build_dir).resolve())
+    html = Path(args.html).resolve() if args.html else build.html
     chromium = find_chromium()
     server, base_url = serve(html)
     problems, n_math_pages = [], 0
@@ -332,30 +553,56 @@ def command_check(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command."""
+def exit_on_signal(signum: int, frame: object) -> None:
+    """Turn a termination signal into SystemExit, so a running notebook is stopped."""
+    raise SystemExit(128 + signum)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser of the four commands."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--build-dir",
+        default=str(BUILD),
+        help="directory of this build (default: _build; make test uses _build/quick)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("mathjax", help="download MathJax into _build/mathjax")
     execute = commands.add_parser("execute", help="run notebooks with papermill")
     execute.add_argument("notebooks", nargs="*", help="default: every notebook")
     execute.add_argument("--quick", action="store_true", help="pass quick=True")
     execute.add_argument(
         "--timeout", type=float, default=1200, help="seconds a notebook may run"
     )
-    commands.add_parser("stage", help="assemble _build/book")
+    commands.add_parser("stage", help="assemble BUILD_DIR/book")
     check = commands.add_parser("check", help="check built pages in Chromium")
-    check.add_argument("--html", default=str(BUILD / "html"))
-    args = parser.parse_args(argv)
+    check.add_argument("--html", help="default: BUILD_DIR/html")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command."""
+    args = make_parser().parse_args(argv)
     handlers = {
+        "mathjax": command_mathjax,
         "execute": command_execute,
         "stage": command_stage,
         "check": command_check,
+    }
+    # SIGTERM (and a closed terminal) then unwind like Ctrl-C does, through the
+    # handlers that stop papermill and remove temporary directories.
+    previous = {
+        signum: signal.signal(signum, exit_on_signal)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
     }
     try:
         handlers[args.command](args)
     except BookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
