@@ -167,10 +167,15 @@ def test_architecture_label_and_normalization():
         ({"conv_channels": []}, r"architecture\['conv_channels'\]=\[\] .* non-empty"),
         ({"fc_units": [64, -1]}, r"architecture\['fc_units'\]=\[64, -1\]"),
         ({"n_outputs": 2.5}, r"architecture\['n_outputs'\]=2.5 .* positive int"),
+        ({"conv_channels": [True, 2]}, r"\['conv_channels'\]=\[True, 2\] .* ints"),
+        ({"fc_units": (64, False)}, r"architecture\['fc_units'\]=\(64, False\)"),
+        ({"dropout": False}, r"architecture\['dropout'\]=False .* in \[0, 1\)"),
         ({"width": 3}, r"unknown keys \['width'\]"),
     ],
 )
 def test_check_architecture_rejects_bad_entries(changes, match):
+    """Regression: conv_channels=[True, 2] and dropout=False were accepted,
+    because bool is an Integral (and a Real); bools are refused everywhere."""
     with pytest.raises(ValueError, match=match):
         check_architecture(make_architecture(**changes))
 
@@ -194,6 +199,35 @@ def test_check_architecture_rejects_missing_keys_and_non_dicts():
 def test_build_cnn_rejects_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_cnn(FIXED_ARCHITECTURE, **kwargs)
+
+
+@pytest.mark.parametrize("initialization", INITIALIZATIONS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_initialize_handles_layers_without_bias(initialization, seed):
+    """Regression: ``module.bias.zero_()`` crashed on bias-free layers, which
+    issue 3 supports (convolutions without bias)."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(36, 5, bias=False),
+        nn.Linear(5, 2),
+    )
+    initialize_(model, initialization, random_state=seed)
+
+    assert model[0].bias is None and model[4].bias is None
+    assert torch.count_nonzero(model[5].bias) == 0
+    assert torch.count_nonzero(model[0].weight) > 0
+
+
+def test_count_parameters_counts_frozen_and_shared_parameters_once():
+    """Regression: the docstring said "trainable" but every parameter counted."""
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(nn.Linear(3, 4), shared, nn.ReLU(), shared, nn.BatchNorm1d(4))
+    model[0].requires_grad_(False)
+
+    assert count_parameters(model) == (3 * 4 + 4) + (4 * 4 + 4) + 2 * 4
 
 
 def test_initialize_rejects_unknown_scheme():

@@ -169,7 +169,7 @@ def test_input_checks(estimator):
         estimator.transform(weights)
     with pytest.raises(TypeError, match="dtype int64; expected floating point"):
         estimator.fit(np.ones((3, 4), dtype=np.int64))
-    with pytest.raises(ValueError, match="hold NaN or infinity"):
+    with pytest.raises(ValueError, match=r"hold 12 NaN or infinite value\(s\), the"):
         estimator.fit(np.full((3, 4), np.nan))
     with pytest.raises(ValueError, match=r"shape \(0, 4\)"):
         estimator.fit(np.ones((0, 4)))
@@ -177,6 +177,22 @@ def test_input_checks(estimator):
     if not isinstance(estimator, GlobalStatistics):
         with pytest.raises(ValueError, match="have 299 columns; expected 300"):
             estimator.transform(weights[:, 1:])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [GlobalStatistics(), RawSubset(4), PCABaseline(4), RandomProjectionBaseline(4)],
+)
+def test_non_finite_weights_are_located(estimator):
+    """Regression: "weights hold NaN or infinity" said neither where nor how many."""
+    weights = make_weights()
+    weights[2, 7], weights[5, 0] = np.inf, np.nan
+    message = r"weights hold 2 NaN or infinite value\(s\), the first inf at \(model 2, "
+    with pytest.raises(ValueError, match=message + r"index 7\); expected finite"):
+        estimator.fit(weights)
+    estimator.fit(make_weights())
+    with pytest.raises(ValueError, match=message):
+        estimator.transform(weights)
 
 
 def test_make_baseline_errors():

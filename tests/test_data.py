@@ -133,3 +133,37 @@ def test_augment_accepts_a_torch_generator():
     first = augment(images, random_state=torch.Generator().manual_seed(3))
     second = augment(images, random_state=torch.Generator().manual_seed(3))
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize(
+    ("images", "kwargs", "error", "match"),
+    [
+        (
+            torch.zeros(2, 1, 4, 4),
+            {"max_shift": -1},
+            ValueError,
+            r"max_shift=-1 is not",
+        ),
+        (torch.zeros(2, 1, 4, 4), {"max_shift": 1.5}, TypeError, r"max_shift=1.5 is"),
+        (torch.zeros(2, 1, 4, 4), {"max_shift": True}, TypeError, r"max_shift=True"),
+        (torch.zeros(2, 4, 4), {}, ValueError, r"images have shape \(2, 4, 4\); expec"),
+        (torch.zeros(2, 1, 1, 4, 4), {}, ValueError, r"shape \(2, 1, 1, 4, 4\)"),
+        (np.zeros((2, 1, 4, 4)), {}, TypeError, r"images is a ndarray of dtype float"),
+        (torch.zeros(2, 1, 4, 4, dtype=torch.long), {}, TypeError, r"dtype torch.int"),
+        (torch.zeros(2, 1, 4, 4), {"brightness": -0.1}, ValueError, r"brightness=-0.1"),
+        (
+            torch.zeros(2, 1, 4, 4),
+            {"brightness": np.inf},
+            ValueError,
+            r"brightness=inf",
+        ),
+        (torch.zeros(2, 1, 4, 4), {"contrast": 1.5}, ValueError, r"in \[0, 1\]"),
+        (torch.zeros(2, 1, 4, 4), {"contrast": float("nan")}, ValueError, "nan"),
+        (torch.zeros(2, 1, 4, 4), {"contrast": "0.2"}, TypeError, r"contrast='0.2'"),
+    ],
+)
+def test_augment_rejects_bad_arguments(images, kwargs, error, match):
+    """Regression: max_shift=-1 and 3-D inputs failed with raw torch and unpacking
+    errors that named neither the argument nor the value."""
+    with pytest.raises(error, match=match):
+        augment(images, random_state=0, **kwargs)

@@ -471,7 +471,9 @@ def test_invalid_options_with_an_array(kwargs, message):
     ("source", "error", "message"),
     [
         (42, TypeError, "source of type 'int' is not valid"),
-        (np.arange(10), TypeError, "weights of type int64 are not valid; expected"),
+        (np.array([True, False]), TypeError, "weights of type bool are not valid"),
+        (torch.ones(3, dtype=torch.bool), TypeError, "of type torch.bool are not"),
+        (torch.ones(3, dtype=torch.complex64), TypeError, "type torch.complex64 are"),
         ({"w": [1.0, 2.0]}, TypeError, "entry 'w' is a 'list'"),
         ({"w": torch.ones(3, dtype=torch.complex64)}, TypeError, "'w' has dtype"),
         (np.ones((2, 2, 2)), ValueError, r"shape \(2, 2, 2\)"),
@@ -512,6 +514,113 @@ def test_lists_of_numbers_are_accepted(seed):
         default_value_range(as_list), default_value_range(weights)
     )
     assert weight_vector([1, 2, 3]).tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        [3, -1, 0, 7],
+        (3, -1, 0, 7),
+        np.array([3, -1, 0, 7]),
+        torch.tensor([3, -1, 0, 7]),
+    ],
+    ids=["list", "tuple", "ndarray", "tensor"],
+)
+def test_integer_weight_vectors_are_accepted_in_any_container(source):
+    """Regression: a list of ints was accepted but an int ndarray was refused.
+
+    The rule is now one: a weight vector of integers is converted to float32,
+    whatever holds it (integer tensors inside a state dict are still skipped).
+    """
+    expected = np.array([3.0, -1.0, 0.0, 7.0], dtype=np.float32)
+    np.testing.assert_array_equal(weight_vector(source), expected)
+    np.testing.assert_array_equal(
+        mi_wd(source, size=(2, 4)), mi_wd(expected, size=(2, 4))
+    )
+    assert default_value_range(source) == default_value_range(expected)
+
+
+def test_bool_tensors_in_a_state_dict_are_skipped():
+    """Issue 5: boolean tensors are skipped, like integer num_batches_tracked."""
+    state_dict = {
+        "0.weight": torch.ones(2, 3),
+        "0.mask": torch.tensor([True, False, True]),
+        "1.num_batches_tracked": torch.tensor(7),
+        "1.bias": torch.full((2,), 0.5),
+    }
+    assert list(weight_tensors(state_dict)) == ["0.weight", "1.bias"]
+    assert weight_vector(state_dict).tolist() == [1.0] * 6 + [0.5, 0.5]
+    assert layer_sizes(state_dict).tolist() == [6, 2]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: mi_wd(np.array([1.0, 2.0, 1e300, 3.0]), size=(1, 4)),
+            r"weights hold 1 finite value\(s\) too large for float32, the first "
+            r"1e\+300 at \(model 0, index 2\); expected \|w\| <= 3.4028235e\+38",
+        ),
+        (
+            lambda: weight_vector([1.0, -1e39, 1e300]),
+            r"weights hold 2 finite value\(s\) too large .* first -1e\+39 at "
+            r"\(model 0, index 1\)",
+        ),
+        (
+            lambda: mi_wd(np.array([[1.0, 2.0], [3.0, 4e38]]), size=(1, 4)),
+            r"the first 4e\+38 at \(model 1, index 1\); .*the float32 limit",
+        ),
+        (
+            lambda: default_value_range(
+                torch.tensor([5e300, 1.0], dtype=torch.float64)
+            ),
+            r"the first 5e\+300 at \(model 0, index 0\)",
+        ),
+        (
+            lambda: mi_wd(
+                {
+                    "0.weight": torch.tensor(
+                        [[1.0, 2.0], [3.0, 1e300]], dtype=torch.float64
+                    )
+                },
+                size=1,
+            ),
+            r"tensor '0.weight' holds 1 finite value\(s\) too large for float32, the "
+            r"first 1e\+300 at flat index 3; expected \|w\| <= 3.4028235e\+38",
+        ),
+    ],
+)
+def test_finite_float64_weights_beyond_float32_are_named(call, message):
+    """Regression: a finite float64 weight too large for float32 was reported as
+    "non-finite value inf", after a NumPy overflow RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_genuine_infinity_in_float64_is_still_non_finite():
+    state_dict = {"w": torch.tensor([1.0, float("inf")], dtype=torch.float64)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"tensor 'w' holds 1 non-finite value"):
+            weight_vector(state_dict)
+        with pytest.raises(ValueError, match=r"non-finite value inf at \(model 0"):
+            mi_wd(np.array([1.0, np.inf, 2.0]), size=1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((10.5, 3), r"n_weights=10.5 is not valid; expected an int"),
+        ((10, 2.0), r"n_windows=2.0 is not valid; expected an int"),
+        ((True, 1), r"n_weights=True is not valid; expected an int"),
+    ],
+)
+def test_window_boundaries_refuse_non_integers(arguments, message):
+    """Regression: window_boundaries(10.5, 3) returned fractional boundaries."""
+    with pytest.raises(TypeError, match=message):
+        window_boundaries(*arguments)
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from wdcore.io import (
+    DATA_SHA256_KEY,
     CheckpointOrderWarning,
+    data_sha256,
     extract_state_dict,
     load_checkpoint,
     load_state_dict,
@@ -197,3 +200,35 @@ def test_zoo_file_gives_its_last_snapshot(tmp_path, n_snapshots):
         tensors, path, metadata={"state_dict_keys": json.dumps(list(snapshots[0]))}
     )
     check_same(load_state_dict(path), snapshots[-1])
+
+
+def test_safetensors_files_record_and_check_their_data_checksum(tmp_path):
+    """Damaged tensor bytes gave wrong weights silently; wdcore's files now
+    record the SHA-256 of their data, and reading checks it."""
+    path = save_state_dict(make_state_dict(), tmp_path / "m.safetensors")
+    with safe_open(path, framework="pt") as handle:
+        recorded = handle.metadata()[DATA_SHA256_KEY]
+    assert recorded == data_sha256(path) == data_sha256(path.read_bytes())
+
+    content = bytearray(path.read_bytes())
+    content[-5] ^= 0x01  # one bit of the last tensor's data
+    path.write_bytes(bytes(content))
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint path='.*m.safetensors' is corrupt: the SHA-256 of its "
+        rf"tensor data is [0-9a-f]{{12}}\.\.\., but its metadata records "
+        rf"{recorded[:12]}\.\.\.; expected them to match",
+    ):
+        load_state_dict(path)
+
+
+def test_safetensors_files_without_checksum_are_read_unchecked(tmp_path):
+    state_dict = make_state_dict()
+    path = tmp_path / "other.safetensors"
+    save_file(dict(state_dict), path, metadata={"state_dict_keys": "[]"})
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 0x01
+    path.write_bytes(bytes(content))
+    with pytest.warns(CheckpointOrderWarning):
+        loaded = load_state_dict(path)
+    assert list(loaded) == natural_key_order(list(state_dict))

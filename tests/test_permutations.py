@@ -39,6 +39,7 @@ ARCHITECTURES = (
     "cnn_norms",
     "conv1d",
     "cnn_batch_norm_after_flatten",
+    "cnn_negative_flatten_dims",
 )
 WIDTHS = (3, 8)
 SEEDS = (0, 1)
@@ -128,6 +129,10 @@ def make_model(name: str, width: int) -> tuple[nn.Sequential, tuple[int, ...]]:
     if name == "cnn_batch_norm_after_flatten":
         layers = [nn.Conv2d(1, w, 3), nn.ReLU(), nn.Flatten(), nn.BatchNorm1d(9 * w)]
         layers += [nn.Dropout(0.1), nn.Linear(9 * w, w), nn.ReLU(), nn.Linear(w, 2)]
+        return nn.Sequential(*layers), (1, 5, 5)
+    if name == "cnn_negative_flatten_dims":
+        layers = [nn.Conv2d(1, w, 3), nn.ReLU(), nn.Flatten(0, 0), nn.Flatten(-3)]
+        layers += [nn.Linear(9 * w, w), nn.Flatten(-1), nn.ReLU(), nn.Linear(w, 2)]
         return nn.Sequential(*layers), (1, 5, 5)
     raise ValueError(f"unknown test architecture {name!r}")
 
@@ -452,6 +457,29 @@ UNSUPPORTED = {
         [nn.Conv2d(1, 3, 3), nn.Flatten(start_dim=2), nn.Linear(4, 2)],
         r"module at '1' .*start_dim=2.*only Flatten\(start_dim=1",
     ),
+    "flatten_folds_the_batch": (
+        [nn.Conv2d(1, 3, 3), nn.Flatten(start_dim=-4), nn.Linear(4, 2)],
+        r"module at '1' .*start_dim=-4, end_dim=-1 flattens axes 0 to 3 of its "
+        r"rank-4 input \(N, C, H, W\): it folds the batch axis",
+    ),
+    "flatten_folds_the_batch_after_linear": (
+        [nn.Linear(3, 4), nn.Flatten(0), nn.Linear(4, 2)],
+        r"module at '1' .*axes 0 to 1 of its rank-2 input \(N, F\): it folds",
+    ),
+    "flatten_leaves_the_last_axis": (
+        [nn.Conv2d(1, 3, 3), nn.Flatten(1, 2), nn.Linear(4, 2)],
+        r"module at '1' .*axes 1 to 2 of its rank-4 input \(N, C, H, W\): it "
+        r"leaves axes 3 to 3 unflattened",
+    ),
+    "flatten_dims_out_of_range": (
+        [nn.Conv1d(1, 3, 3), nn.Flatten(-4), nn.Linear(4, 2)],
+        r"module at '1' .*start_dim=-4, end_dim=-1 are out of range for its rank-3 "
+        r"input \(N, C, L\)",
+    ),
+    "flatten_start_after_end": (
+        [nn.Conv2d(1, 3, 3), nn.Flatten(3, 2), nn.Linear(4, 2)],
+        r"module at '1' .*start_dim comes after end_dim",
+    ),
     "linear_after_conv_without_flatten": (
         [nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Linear(4, 2)],
         r"module at '2' .*put nn.Flatten\(\) between them",
@@ -526,9 +554,63 @@ def test_shared_module_raises():
         permutation_spec(model)
 
 
-def test_non_sequential_model_raises():
-    with pytest.raises(TypeError, match=r"model='Linear'.*expected a torch.nn.Sequ"):
-        permutation_spec(nn.Linear(3, 2))
+@pytest.mark.parametrize("entry_point", [permutation_spec, permute])
+def test_non_sequential_model_raises_unsupported_architecture(entry_point):
+    """Regression: a top-level non-Sequential model raised a bare TypeError
+    while every other unsupported model raised UnsupportedArchitectureError."""
+    message = (
+        r"cannot permute module at root \(Linear\(in_features=3, out_features=2, "
+        r"bias=True\)\): the model is a Linear, not a torch.nn.Sequential"
+    )
+    with pytest.raises(UnsupportedArchitectureError, match=message):
+        entry_point(nn.Linear(3, 2))
+    # Callers that caught the TypeError raised before still catch it.
+    with pytest.raises(TypeError, match="at root"):
+        entry_point(nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="at root"):
+        entry_point(nn.ModuleList([nn.Linear(3, 2)]))
+
+
+def test_non_module_model_raises_type_error():
+    with pytest.raises(TypeError, match=r"model of type 'str' is not valid; expect"):
+        permutation_spec("model")
+
+
+def test_sequential_subclass_at_root_is_named_root():
+    model = ReversedSequential(nn.Linear(3, 4), nn.Linear(4, 3))
+    with pytest.raises(
+        UnsupportedArchitectureError, match=r"module at root \(ReversedSequential"
+    ):
+        permutation_spec(model)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(
+    ("flatten", "input_shape"),
+    [(nn.Flatten(-3), (1, 6, 6)), (nn.Flatten(-2, -1), (2, 7))],
+    ids=["conv2d", "conv1d"],
+)
+def test_negative_flatten_dims_are_counted_from_the_input_rank(
+    flatten, input_shape, seed
+):
+    """Regression: Flatten(start_dim=-3) after a Conv2d, which is Flatten(1)
+    for batched (N, C, H, W) inputs, was refused as folding the batch."""
+    n_channels = input_shape[0]
+    conv = nn.Conv2d if len(input_shape) == 3 else nn.Conv1d
+    n_features = 4 * math.prod(size - 2 for size in input_shape[1:])
+    model = nn.Sequential(
+        conv(n_channels, 4, 3), nn.ReLU(), flatten, nn.Linear(n_features, 2)
+    )
+    reference = nn.Sequential(*model[:2], nn.Flatten(), model[3])
+
+    spec = permutation_spec(model)
+    assert spec == permutation_spec(reference)
+    assert spec.groups[0].axes[-1].block_size == n_features // 4
+    check_same_outputs(
+        model.eval(),
+        permute(model, random_state=seed).eval(),
+        make_inputs(input_shape, seed),
+    )
 
 
 def test_permute_state_dict_rejects_other_architecture_argument():

@@ -5,10 +5,12 @@ import hashlib
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from safetensors.torch import save_file
 from wdcore import zoo as zoo_module
 from wdcore.architectures import FIXED_ARCHITECTURE
 from wdcore.data import DATASETS
+from wdcore.io import data_sha256, load_state_dict
 from wdcore.zoo import (
     BATCH_SIZES,
     N_SNAPSHOTS,
@@ -60,6 +63,18 @@ TINY_ARCHITECTURE = {
 # Arguments of the command line runs: tiny networks that train in a fraction of
 # a second each.
 CLI_ARGS = ["--n", "6", "--seed", "5", "--epochs", "1", "--input-size", "8"]
+# A second process for the concurrency test: it samples its configs, says it is
+# ready, waits for a line on standard input, then trains and indexes one model at
+# a time (argv: directory, sampling seed).
+CONCURRENT_TRAINER = """
+import sys
+from wdcore.zoo import sample_configs, train_zoo
+configs = sample_configs(3, random_state=int(sys.argv[2]), n_epochs=1, input_size=4)
+print("ready", flush=True)
+sys.stdin.readline()
+for config in configs:
+    train_zoo([config], sys.argv[1])
+"""
 
 
 def make_config(**changes):
@@ -243,6 +258,7 @@ def test_check_config_fills_defaults_of_a_hand_written_config():
         ({"space": "main"}, ValueError, r"config\['space'\]='main'"),
         ({"learning_rate": -0.1}, ValueError, r"config\['learning_rate'\]=-0.1"),
         ({"learning_rate": "0.1"}, ValueError, r"config\['learning_rate'\]='0.1'"),
+        ({"learning_rate": True}, ValueError, r"config\['learning_rate'\]=True is"),
         ({"augmentation": "yes"}, TypeError, r"config\['augmentation'\]='yes'"),
         ({"seed": -3}, ValueError, r"config\['seed'\]=-3 .* >= 0"),
         ({"seed": 1.5}, TypeError, r"config\['seed'\]=1.5 .* an int"),
@@ -263,6 +279,7 @@ def test_check_config_fills_defaults_of_a_hand_written_config():
     ],
 )
 def test_check_config_rejects_bad_entries(changes, error, match):
+    """Regression: learning_rate=True was accepted (bool passes numbers.Real)."""
     with pytest.raises(error, match=match):
         check_config(make_config(**changes))
 
@@ -538,7 +555,7 @@ def test_interrupt_while_saving_leaves_no_temporary_file(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.safetensors"))
 
 
-def test_concurrent_index_updates_keep_every_model(tiny_zoo, tmp_path):
+def test_index_missing_some_models_is_completed_from_the_files(tiny_zoo, tmp_path):
     configs, zoo = tiny_zoo
     for name in zoo.model_ids:
         os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
@@ -546,6 +563,50 @@ def test_concurrent_index_updates_keep_every_model(tiny_zoo, tmp_path):
         json.dumps({"format": zoo_module.INDEX_FORMAT, "models": []})
     )
     assert sorted(load_zoo(tmp_path).model_ids) == sorted(zoo.model_ids)
+
+
+def test_two_processes_training_into_one_zoo_keep_every_model(tmp_path):
+    """Issue 4: "Two worker processes never corrupt the index". This process and
+    a second one train disjoint tiny configs into one directory at the same
+    time (after a handshake, so that the runs overlap), updating the index
+    after every model."""
+    directory = tmp_path / "zoo"
+    own, other = (
+        sample_configs(3, random_state=seed, n_epochs=1, input_size=4)
+        for seed in (11, 12)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", CONCURRENT_TRAINER, str(directory), "12"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started, _, _ = select.select([process.stdout], [], [], 60)
+        assert started, "the second process did not start within 60 s"
+        assert process.stdout.readline() == "ready\n", process.stderr.read()
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        for config in own:
+            train_zoo([config], directory)
+        _, error = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, error
+
+    expected = {model_id(config) for config in own + other}
+    assert len(expected) == 6  # disjoint
+    # The index as the two processes left it, before load_zoo could repair it.
+    index = json.loads((directory / "index.json").read_text())
+    assert {entry["row"]["model_id"] for entry in index["models"]} == expected
+    zoo = load_zoo(directory)
+    assert set(zoo.model_ids) == expected
+    for name in zoo.model_ids:
+        assert zoo.weights(name, 0).shape == zoo.weights(name).shape
+    assert not list(directory.glob(".*.tmp"))
 
 
 # Errors
@@ -597,6 +658,88 @@ def test_corrupted_model_file_is_reported(tiny_zoo, tmp_path, damage):
         load_zoo(tmp_path)
     with pytest.raises(CorruptZooFileError, match="delete it and rerun the training"):
         train_zoo(configs[:1], tmp_path)
+
+
+def make_flipped_copy(zoo, name, directory, *, position):
+    """Copy a model file with one bit flipped ``position`` bytes from its end."""
+    content = bytearray(zoo.path(name).read_bytes())
+    content[-position] ^= 0x10
+    path = Path(directory) / f"{name}.safetensors"
+    path.write_bytes(bytes(content))
+    return path
+
+
+@pytest.mark.parametrize("position", [1, 40_000])
+def test_corrupted_tensor_data_are_reported(tiny_zoo, tmp_path, position):
+    """Regression: damaged tensor bytes came back silently as wrong weights; the
+    files now record the SHA-256 of their data, checked when a model is read."""
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    with safe_open(zoo.path(name), framework="pt") as handle:
+        recorded = handle.metadata()["data_sha256"]
+    assert recorded == data_sha256(zoo.path(name))
+
+    path = make_flipped_copy(zoo, name, tmp_path, position=position)
+    damaged = load_zoo(tmp_path)  # header and metadata are intact
+    message = (
+        f"zoo file '{path}' is corrupted \\(its tensor data do not match the "
+        "SHA-256 in its metadata\\); delete it and rerun the training"
+    )
+    for read in (damaged.state_dict, damaged.weights, damaged.model):
+        with pytest.raises(CorruptZooFileError, match=message):
+            read(name, 0)
+    with pytest.raises(ValueError, match="is corrupt: the SHA-256 of its tensor"):
+        load_state_dict(path)
+
+
+def make_rewritten_file(zoo, directory, name: str, **changes) -> None:
+    """Copy a model file into ``directory`` with changed metadata entries."""
+    with safe_open(zoo.path(name), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    for key, value in changes.items():
+        if value is None:
+            del metadata[key]
+        else:
+            metadata[key] = value
+    save_file(tensors, directory / f"{name}.safetensors", metadata=metadata)
+
+
+def test_files_of_the_format_without_checksum_are_stale(tiny_zoo, tmp_path):
+    """Format /1 files had no data checksum: they are ignored and retrained."""
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    make_rewritten_file(
+        zoo, tmp_path, name, data_sha256=None, format="wdcore.zoo.model/1"
+    )
+
+    with pytest.warns(ZooWarning, match="written by an older version"):
+        with pytest.raises(FileNotFoundError, match="holds no model files"):
+            load_zoo(tmp_path)
+    retrained = train_zoo([zoo.config(name)], tmp_path)
+    check_same_state_dicts(retrained.state_dict(name), zoo.state_dict(name))
+
+
+def test_a_current_file_without_checksum_is_corrupt(tiny_zoo, tmp_path):
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    make_rewritten_file(zoo, tmp_path, name, data_sha256=None)
+
+    with pytest.raises(CorruptZooFileError, match="data_sha256=None is not a SHA"):
+        load_zoo(tmp_path)
+
+
+def test_replaced_model_file_is_checked_again(tiny_zoo, tmp_path):
+    _, zoo = tiny_zoo
+    name = zoo.model_ids[0]
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(zoo.path(name).read_bytes())
+    copy = load_zoo(tmp_path)
+    copy.state_dict(name)
+    make_flipped_copy(zoo, name, tmp_path, position=1)
+    os.utime(path, ns=(1, 1))  # a new modification time, as a rewrite gives
+    with pytest.raises(CorruptZooFileError, match="do not match the SHA-256"):
+        copy.state_dict(name)
 
 
 def test_file_of_another_config_is_reported(tiny_zoo, tmp_path):
@@ -656,6 +799,86 @@ def test_train_zoo_rejects_bad_n_jobs(tmp_path, n_jobs, error, match):
         train_zoo([make_config()], tmp_path, n_jobs=n_jobs)
 
 
+def make_index_copy(zoo, directory, *, stale):
+    """Hard-link a zoo's files and index into ``directory``; ``stale`` drops the
+    first model from the index."""
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), Path(directory) / f"{name}.safetensors")
+    load_zoo(directory)
+    if stale:
+        index = json.loads((Path(directory) / "index.json").read_text())
+        index["models"] = index["models"][1:]
+        (Path(directory) / "index.json").write_text(json.dumps(index))
+    return (Path(directory) / "index.json").read_bytes()
+
+
+def check_read_only_open(zoo, directory, index_bytes, *, stale):
+    """Open a read-only zoo; check nothing was written and the warning."""
+    names = set(os.listdir(directory))
+    if stale:
+        with pytest.warns(ZooWarning, match="is read-only and its index.json is"):
+            opened = load_zoo(directory)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            opened = load_zoo(directory)
+    assert sorted(opened.model_ids) == sorted(zoo.model_ids)
+    check_same_state_dicts(
+        opened.state_dict(zoo.model_ids[0]), zoo.state_dict(zoo.model_ids[0])
+    )
+    assert set(os.listdir(directory)) == names  # no lock file, no temporary
+    assert (Path(directory) / "index.json").read_bytes() == index_bytes
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_read_only_zoo_directory_opens(tiny_zoo, tmp_path, stale):
+    """Regression: load_zoo always opened the lock file for writing (and might
+    rewrite index.json), so a read-only zoo could not be opened."""
+    _, zoo = tiny_zoo
+    index_bytes = make_index_copy(zoo, tmp_path, stale=stale)
+    (tmp_path / ".index.lock").unlink()
+    tmp_path.chmod(0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("chmod does not make the directory read-only (root?)")
+        check_read_only_open(zoo, tmp_path, index_bytes, stale=stale)
+    finally:
+        tmp_path.chmod(0o755)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_unwritable_zoo_directory_is_opened_without_writing(
+    tiny_zoo, tmp_path, monkeypatch, stale
+):
+    """The read-only path, also where chmod cannot deny root: os.access says no."""
+    _, zoo = tiny_zoo
+    index_bytes = make_index_copy(zoo, tmp_path, stale=stale)
+    (tmp_path / ".index.lock").unlink()
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        if Path(path) == tmp_path and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(zoo_module.os, "access", access)
+    monkeypatch.setattr(zoo_module, "_locked", None)  # must not be called
+    check_read_only_open(zoo, tmp_path, index_bytes, stale=stale)
+
+
+def test_failed_index_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Regression: _write_json_atomically left its temporary file on failure."""
+
+    def failing_dump(content, handle, **kwargs):
+        handle.write('{"format": ')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zoo_module.json, "dump", failing_dump)
+    with pytest.raises(OSError, match="No space left"):
+        zoo_module._write_json_atomically(tmp_path / "index.json", {"models": []})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_files_of_older_training_code_are_ignored_then_retrained(tiny_zoo, tmp_path):
     configs, zoo = tiny_zoo
     name = zoo.model_ids[0]
@@ -707,10 +930,13 @@ def test_index_follows_a_replaced_model_file(tiny_zoo, tmp_path):
         (["--epochs", "-2"], r"argument --epochs: '-2' .* int >= 1"),
         (["--epochs", "0"], r"argument --epochs: '0' .* int >= 1"),
         (["--space", "main"], r"argument --space: invalid choice: 'main'"),
+        (["--seed", "-1"], r"argument --seed: '-1' is not valid; expected an int >= 0"),
+        (["--seed", "1.5"], r"argument --seed: '1.5' is not valid"),
     ],
 )
 def test_main_train_rejects_bad_options(tmp_path, capsys, options, match):
-    """Regression: bad options printed tracebacks; --epochs 0 meant the default."""
+    """Regression: bad options printed tracebacks; --epochs 0 meant the default;
+    --seed -1 crashed in sample_configs, outside the handled errors."""
     with pytest.raises(SystemExit, match="2"):
         main_train([str(tmp_path / "zoo"), *options])
     error = capsys.readouterr().err

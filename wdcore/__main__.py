@@ -19,7 +19,37 @@ HELP_FLAGS = (["-h"], ["--help"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a subcommand and return its exit status."""
+    """Dispatch ``python -m wdcore`` to a subcommand and return its exit status.
+
+    ``zoo train`` runs :func:`wdcore.zoo.main_train` and ``describe`` runs
+    :func:`wdcore.descriptors.main_describe`; ``-h``/``--help`` prints the
+    usage.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``python -m wdcore``; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The subcommand's exit status; 0 after printing the usage for ``-h``
+        or ``--help``; 2 (with the usage and an ``error:`` line on standard
+        error) for a missing or unknown command.
+
+    Raises
+    ------
+    SystemExit
+        From a subcommand's argument parser: status 2 for a bad option and 0
+        after its ``--help``.
+
+    Examples
+    --------
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    usage: python -m wdcore {zoo train,describe} ...
+    ...
+    0
+    """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["zoo", "train"]:
         from wdcore.zoo import main_train

@@ -68,11 +68,14 @@ _ARCHITECTURE_KEYS = set(FIXED_ARCHITECTURE)
 
 
 def _check_int_list(name: str, value: Any) -> list[int]:
-    """Check a non-empty list of positive ints and return it as a list."""
+    """Check a non-empty list of positive ints (bools refused); return a list."""
     if (
         not isinstance(value, list | tuple)
         or not value
-        or not all(isinstance(v, numbers.Integral) and v > 0 for v in value)
+        or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+            for v in value
+        )
     ):
         raise ValueError(
             f"architecture[{name!r}]={value!r} is not valid; expected a non-empty "
@@ -134,7 +137,11 @@ def check_architecture(architecture: dict) -> dict:
             "odd int so that 'same' padding is symmetric"
         )
     dropout = architecture["dropout"]
-    if not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, numbers.Real)
+        or not 0 <= dropout < 1
+    ):
         raise ValueError(
             f"architecture['dropout']={dropout!r} is not valid; expected a float "
             "in [0, 1)"
@@ -264,8 +271,8 @@ def initialize_(
 ) -> nn.Module:
     """Initialize the weights of every convolution and linear layer in place.
 
-    Kernels and weight matrices are set by the chosen scheme; biases are set to
-    zero and BatchNorm layers keep scale 1 and shift 0.
+    Kernels and weight matrices are set by the chosen scheme; biases, where a
+    layer has one, are set to zero, and BatchNorm layers keep scale 1 and shift 0.
 
     Parameters
     ----------
@@ -311,12 +318,17 @@ def initialize_(
                 nn.init.xavier_uniform_(module.weight, generator=generator)
             else:
                 nn.init.xavier_normal_(module.weight, generator=generator)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     return model
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Count the trainable parameters of a model.
+    """Count the scalar parameters of a model, trainable or frozen.
+
+    Every tensor of ``model.parameters()`` counts, whatever its
+    ``requires_grad``; a parameter shared by two modules counts once. Buffers,
+    such as BatchNorm running statistics, are not parameters.
 
     Parameters
     ----------
@@ -326,7 +338,7 @@ def count_parameters(model: nn.Module) -> int:
     Returns
     -------
     int
-        Number of scalar parameters (BatchNorm running statistics excluded).
+        Number of scalar parameters.
 
     Examples
     --------
@@ -392,6 +404,11 @@ def architecture_label(architecture: dict) -> str:
     -------
     str
         For example ``"conv8-16-32_k5_fc128-64"``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``architecture`` is not valid (see :func:`check_architecture`).
 
     Examples
     --------

@@ -78,8 +78,14 @@ def _check_weight_matrix(weights: object, name: str = "weights") -> np.ndarray:
             f"{name} have shape {np.shape(weights)!r}; expected a non-empty array of "
             "shape (n_models, n_weights)"
         )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} hold NaN or infinity; expected finite weights")
+    finite = np.isfinite(array)  # (n_models, n_weights)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{name} hold {int(finite.size - finite.sum())} NaN or infinite "
+            f"value(s), the first {float(array[row, column])!r} at (model {row}, index "
+            f"{column}); expected finite weights"
+        )
     return array
 
 
@@ -172,12 +178,61 @@ class GlobalStatistics(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, weights: np.ndarray, y: object = None) -> GlobalStatistics:
-        """Record the weight-vector length; returns ``self``."""
+        """Record the weight-vector length; there is nothing else to learn.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors, one per row.
+        y : None
+            Ignored; present for scikit-learn pipelines.
+
+        Returns
+        -------
+        GlobalStatistics
+            ``self``, with ``n_features_in_`` set.
+
+        Raises
+        ------
+        TypeError
+            If the weights are not floating point.
+        ValueError
+            If they are empty, not 2-D or not finite.
+
+        Examples
+        --------
+        >>> GlobalStatistics().fit(np.zeros((2, 5))).n_features_in_
+        5
+        """
         self.n_features_in_ = _check_weight_matrix(weights).shape[1]
         return self
 
     def transform(self, weights: np.ndarray) -> np.ndarray:
-        """Return the statistics, an ndarray of shape (n_models, 16)."""
+        """Return the 16 statistics of each weight vector.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors, one per row; any length.
+
+        Returns
+        -------
+        ndarray of shape (n_models, 16)
+            See :func:`global_statistics`.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If ``fit`` was not called.
+        TypeError, ValueError
+            If the weights are invalid, as in :meth:`fit`.
+
+        Examples
+        --------
+        >>> weights = np.array([[-1.0, 1.0, 3.0]])
+        >>> GlobalStatistics().fit(weights).transform(weights)[0, :2].tolist()
+        [1.0, 1.632993161855452]
+        """
         check_is_fitted(self)
         return global_statistics(_check_weight_matrix(weights))
 
@@ -209,9 +264,32 @@ class RawSubset(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, weights: np.ndarray, y: object = None) -> RawSubset:
-        """Choose the coordinates; returns ``self``.
+        """Choose the coordinates to keep.
 
-        Raises ValueError if ``n_components`` exceeds the number of weights.
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors; only their length is used.
+        y : None
+            Ignored; present for scikit-learn pipelines.
+
+        Returns
+        -------
+        RawSubset
+            ``self``, with ``indices_`` and ``n_features_in_`` set.
+
+        Raises
+        ------
+        TypeError
+            If the weights are not floating point.
+        ValueError
+            If ``n_components`` is not a positive int or exceeds the number of
+            weights, or the weights are empty or not finite.
+
+        Examples
+        --------
+        >>> RawSubset(n_components=2, random_state=0).fit(np.zeros((1, 5))).indices_
+        array([3, 4])
         """
         n_components = _check_n_components(self.n_components)
         n_weights = _check_weight_matrix(weights).shape[1]
@@ -226,7 +304,32 @@ class RawSubset(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, weights: np.ndarray) -> np.ndarray:
-        """Return ``weights[:, indices_]``, an ndarray of shape (n_models, k)."""
+        """Return the kept coordinates of each weight vector.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors of the length seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_components)
+            ``weights[:, indices_]``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If ``fit`` was not called.
+        TypeError, ValueError
+            If the weights are invalid or their length differs from ``fit``'s.
+
+        Examples
+        --------
+        >>> weights = np.arange(10.0).reshape(2, 5)
+        >>> RawSubset(n_components=2, random_state=0).fit(weights).transform(weights)
+        array([[3., 4.],
+               [8., 9.]])
+        """
         check_is_fitted(self)
         matrix = _check_weight_matrix(weights)  # (n_models, n_weights)
         _check_n_features(matrix, self.n_features_in_)
@@ -288,9 +391,34 @@ class PCABaseline(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, weights: np.ndarray, y: object = None) -> PCABaseline:
-        """Fit the principal components; returns ``self``.
+        """Fit the principal components of a set of weight vectors.
 
-        Raises ValueError if ``n_components`` exceeds ``min(n_models, n_weights)``.
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors of one architecture.
+        y : None
+            Ignored; present for scikit-learn pipelines.
+
+        Returns
+        -------
+        PCABaseline
+            ``self``, with ``pca_`` and ``n_features_in_`` set.
+
+        Raises
+        ------
+        TypeError
+            If the weights are not floating point.
+        ValueError
+            If ``n_components`` is not a positive int or exceeds
+            ``min(n_models, n_weights)``, or the weights are empty or not
+            finite.
+
+        Examples
+        --------
+        >>> weights = np.random.default_rng(0).normal(size=(6, 20))
+        >>> PCABaseline(n_components=3, random_state=0).fit(weights).pca_.n_components
+        3
         """
         n_components = _check_n_components(self.n_components)
         matrix = _check_weight_matrix(weights)  # (n_models, n_weights)
@@ -308,7 +436,32 @@ class PCABaseline(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, weights: np.ndarray) -> np.ndarray:
-        """Return the projections, an ndarray of shape (n_models, n_components)."""
+        """Project weight vectors on the fitted principal components.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors of the length seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_components)
+            Coordinates along the components, after centring by the fitted mean.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If ``fit`` was not called.
+        TypeError, ValueError
+            If the weights are invalid or their length differs from ``fit``'s.
+
+        Examples
+        --------
+        >>> weights = np.random.default_rng(0).normal(size=(6, 20))
+        >>> pca = PCABaseline(n_components=3, random_state=0).fit(weights)
+        >>> pca.transform(weights[:2]).shape
+        (2, 3)
+        """
         check_is_fitted(self)
         matrix = _check_weight_matrix(weights)  # (n_models, n_weights)
         _check_n_features(matrix, self.n_features_in_)
@@ -352,7 +505,34 @@ class RandomProjectionBaseline(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, weights: np.ndarray, y: object = None) -> RandomProjectionBaseline:
-        """Draw the projection matrix for this weight-vector length; returns self."""
+        """Draw the projection matrix for the length of these weight vectors.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors; only their length is used.
+        y : None
+            Ignored; present for scikit-learn pipelines.
+
+        Returns
+        -------
+        RandomProjectionBaseline
+            ``self``, with ``projection_`` and ``n_features_in_`` set.
+
+        Raises
+        ------
+        TypeError
+            If the weights are not floating point.
+        ValueError
+            If ``n_components`` is not a positive int, or the weights are empty
+            or not finite.
+
+        Examples
+        --------
+        >>> projection = RandomProjectionBaseline(n_components=4, random_state=0)
+        >>> projection.fit(np.zeros((2, 30))).projection_.components_.shape
+        (4, 30)
+        """
         n_components = _check_n_components(self.n_components)
         matrix = _check_weight_matrix(weights)  # (n_models, n_weights)
         self.projection_ = GaussianRandomProjection(
@@ -362,7 +542,32 @@ class RandomProjectionBaseline(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, weights: np.ndarray) -> np.ndarray:
-        """Return the projections, an ndarray of shape (n_models, n_components)."""
+        """Multiply weight vectors by the fixed random projection matrix.
+
+        Parameters
+        ----------
+        weights : array-like of shape (n_models, n_weights)
+            Floating-point weight vectors of the length seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_components)
+            ``weights @ projection_.components_.T``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If ``fit`` was not called.
+        TypeError, ValueError
+            If the weights are invalid or their length differs from ``fit``'s.
+
+        Examples
+        --------
+        >>> weights = np.ones((3, 30))
+        >>> projection = RandomProjectionBaseline(n_components=4, random_state=0)
+        >>> projection.fit(weights).transform(weights).shape
+        (3, 4)
+        """
         check_is_fitted(self)
         matrix = _check_weight_matrix(weights)  # (n_models, n_weights)
         _check_n_features(matrix, self.n_features_in_)

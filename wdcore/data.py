@@ -12,6 +12,8 @@ and split into train and test sets with a fixed seed.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,6 +145,37 @@ def _load_cached(name: str, input_size: int) -> Dataset:
     return Dataset(name, *arrays, class_names=class_names)
 
 
+def _check_augment_arguments(
+    images: object, max_shift: object, brightness: object, contrast: object
+) -> None:
+    """Raise TypeError or ValueError naming the first invalid argument of augment."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        kind = type(images).__name__
+        kind += f" of dtype {images.dtype}" if hasattr(images, "dtype") else ""
+        raise TypeError(
+            f"images is a {kind}; expected a floating-point torch.Tensor of shape "
+            "(n_images, n_channels, height, width)"
+        )
+    if images.ndim != 4:
+        raise ValueError(
+            f"images have shape {tuple(images.shape)!r}; expected 4 axes, "
+            "(n_images, n_channels, height, width)"
+        )
+    if isinstance(max_shift, bool) or not isinstance(max_shift, numbers.Integral):
+        raise TypeError(f"max_shift={max_shift!r} is not valid; expected an int >= 0")
+    if max_shift < 0:
+        raise ValueError(f"max_shift={max_shift!r} is not valid; expected an int >= 0")
+    limits = {"brightness": (brightness, math.inf), "contrast": (contrast, 1)}
+    for name, (value, largest) in limits.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}={value!r} is not valid; expected a number")
+        if not (0 <= value <= largest and math.isfinite(value)):
+            expected = "[0, 1]" if largest == 1 else "[0, inf), finite"
+            raise ValueError(
+                f"{name}={value!r} is not valid; expected a number in {expected}"
+            )
+
+
 def augment(
     images: torch.Tensor,
     *,
@@ -169,7 +202,8 @@ def augment(
     brightness : float, default=0.2
         Largest brightness offset.
     contrast : float, default=0.2
-        Largest relative change of contrast.
+        Largest relative change of contrast, in [0, 1] (a larger value could
+        invert an image).
     random_state : None, int, numpy.random.Generator or torch.Generator
         Source of the draws; a ``torch.Generator`` is used as is.
 
@@ -177,6 +211,17 @@ def augment(
     -------
     torch.Tensor of shape (n_images, n_channels, height, width)
         The augmented images (a new tensor).
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not a floating-point tensor, ``max_shift`` not an int,
+        ``brightness`` or ``contrast`` not a number, or ``random_state`` of
+        another type.
+    ValueError
+        If ``images`` does not have 4 axes, ``max_shift`` is negative,
+        ``brightness`` is negative or not finite, ``contrast`` is outside
+        [0, 1], or ``random_state`` is a negative int.
 
     Examples
     --------
@@ -187,6 +232,7 @@ def augment(
     >>> bool(torch.allclose(same, images))
     True
     """
+    _check_augment_arguments(images, max_shift, brightness, contrast)
     if isinstance(random_state, torch.Generator):
         generator = random_state
     else:

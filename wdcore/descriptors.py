@@ -62,6 +62,9 @@ INCLUDE_OPTIONS = ("all", "parameters", "weights")
 WINDOW_OPTIONS = ("contiguous", "layer")
 DEFAULT_PERCENTILE = 99.0
 MAX_BINS = 32767
+# Largest finite float32; weights are stored as float32, so a larger finite
+# float64 weight cannot be represented.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Names of BatchNorm buffers: in a bare state dict, ``include="parameters"``
 # recognizes buffers by these last name components.
@@ -146,11 +149,36 @@ def _is_finite(values: np.ndarray) -> bool:
     return True
 
 
-def _check_finite_tensor(name: str, values: np.ndarray) -> None:
-    """Raise ValueError naming tensor ``name`` if it has a NaN or infinity."""
+def _too_large_error(
+    what: str, n_values: int, value: float, position: str
+) -> ValueError:
+    """Error for finite weights too large for float32 (``what hold(s)`` them)."""
+    return ValueError(
+        f"{what} {n_values} finite value(s) too large for float32, the "
+        f"first {value!r} at {position}; expected |w| <= {FLOAT32_MAX:.8g}, the "
+        "float32 limit (wdcore stores weights as float32)"
+    )
+
+
+def _check_finite_tensor(
+    name: str, values: np.ndarray, original: np.ndarray | None = None
+) -> None:
+    """Raise ValueError naming tensor ``name`` if it has a NaN or infinity.
+
+    ``original`` holds the values before the cast to float32 (when wider), so
+    that a finite value too large for float32 is reported as such.
+    """
     if _is_finite(values):
         return
     bad = np.flatnonzero(~np.isfinite(values))  # (n_bad,)
+    if original is not None:
+        too_large = bad[np.isfinite(original[bad])]  # (n_too_large,)
+        if len(too_large):
+            value = float(original[too_large[0]])
+            position = f"flat index {too_large[0]}"
+            raise _too_large_error(
+                f"tensor {name!r} holds", len(too_large), value, position
+            )
     raise ValueError(
         f"tensor {name!r} holds {len(bad)} non-finite value(s), the first "
         f"{float(values[bad[0]])!r} at flat index {bad[0]}; expected finite weights"
@@ -198,8 +226,9 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
         If ``source`` has an unsupported type or a tensor is complex or not a
         tensor at all.
     ValueError
-        If ``include`` is unknown, a tensor holds NaN or infinity, is sparse or
-        on the meta device, or no floating-point weights are selected.
+        If ``include`` is unknown, a tensor holds NaN or infinity or a finite
+        value beyond the float32 range, is sparse or on the meta device, or no
+        floating-point weights are selected.
 
     Examples
     --------
@@ -213,7 +242,7 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
     selected = {}
     for name, value in pairs:
         if isinstance(value, np.ndarray):
-            value = torch.from_numpy(value)
+            value = torch.from_numpy(value)  # same shape, shared memory
         if not isinstance(value, torch.Tensor):
             raise TypeError(
                 f"state dict entry {name!r} is a {type(value).__name__!r}; "
@@ -233,9 +262,13 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
             name, value, include, parameter_names
         ):
             continue
-        flat = value.detach().cpu().reshape(-1).to(torch.float32).numpy()  # (n,)
-        _check_finite_tensor(name, flat)
-        selected[name] = flat
+        flat = value.detach().cpu().reshape(-1)  # (n,)
+        weights = flat.to(torch.float32).numpy()  # (n,)
+        # Torch casts silently (1e300 becomes inf): keep float64 values to
+        # tell an overflow from a genuine infinity.
+        wide = flat.numpy() if flat.dtype.itemsize > 4 else None  # (n,)
+        _check_finite_tensor(name, weights, wide)
+        selected[name] = weights
     if not selected:
         raise ValueError(
             f"source has no floating-point tensors selected by include={include!r}; "
@@ -251,9 +284,12 @@ def weight_vector(source: object, *, include: str = "all") -> np.ndarray:
     ----------
     source : torch.nn.Module, Mapping, str, os.PathLike or array-like
         A model, a state dict, a checkpoint path (see :func:`weight_tensors`),
-        or a 1-D floating-point array or tensor, which is checked and returned
-        as float32 (the array itself if it already is float32), or a list of
-        numbers.
+        or the weight vector itself: a 1-D array, tensor, list or tuple of real
+        numbers, checked and returned as float32 (the array itself if it
+        already is float32). Integer data given this way are converted like
+        floats, whatever the container; booleans are refused. (Integer tensors
+        *inside* a model or state dict are counters such as
+        ``num_batches_tracked`` and are skipped.)
     include : {"all", "parameters", "weights"}, default="all"
         Which tensors to keep (see :func:`weight_tensors`); only ``"all"`` is
         accepted for an array source.
@@ -269,7 +305,8 @@ def weight_vector(source: object, *, include: str = "all") -> np.ndarray:
     TypeError
         If the source or one of its tensors has an unsupported type.
     ValueError
-        If weights are non-finite or missing, or ``include`` is invalid.
+        If weights are non-finite, beyond the float32 range or missing, or
+        ``include`` is invalid.
 
     Examples
     --------
@@ -317,7 +354,8 @@ def layer_sizes(source: object, *, include: str = "all") -> np.ndarray:
     [6, 2]
     """
     tensors = weight_tensors(source, include=include)
-    return np.array([len(values) for values in tensors.values()], dtype=np.int64)
+    sizes = [len(values) for values in tensors.values()]
+    return np.array(sizes, dtype=np.int64)  # (n_layers,)
 
 
 # --------------------------------------------------------------------------
@@ -344,6 +382,8 @@ def window_boundaries(n_weights: int, n_windows: int) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``n_weights`` or ``n_windows`` is not an int.
     ValueError
         If ``n_windows`` is not positive or exceeds ``n_weights``.
 
@@ -352,12 +392,16 @@ def window_boundaries(n_weights: int, n_windows: int) -> np.ndarray:
     >>> window_boundaries(10, 3).tolist()
     [0, 3, 6, 10]
     """
+    for name, value in (("n_weights", n_weights), ("n_windows", n_windows)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}={value!r} is not valid; expected an int")
     if n_windows < 1 or n_windows > n_weights:
         raise ValueError(
             f"n_windows={n_windows!r} is not valid for {n_weights} weights; "
             "expected 1 <= n_windows <= n_weights (fewer weights than windows)"
         )
-    return np.arange(n_windows + 1, dtype=np.int64) * n_weights // n_windows
+    starts = np.arange(n_windows + 1, dtype=np.int64)  # (n_windows + 1,)
+    return starts * n_weights // n_windows  # (n_windows + 1,)
 
 
 def window_overlaps(layer_sizes: Sequence[int], n_windows: int) -> np.ndarray:
@@ -413,7 +457,7 @@ def _check_layer_sizes(layer_sizes: object, n_weights: int | None) -> np.ndarray
             f"layer_sizes sum to {int(sizes.sum())}, but the weight vector has "
             f"{n_weights} weights; expected them to be equal"
         )
-    return sizes.astype(np.int64)
+    return sizes.astype(np.int64)  # (n_layers,)
 
 
 def _bracket(
@@ -424,7 +468,8 @@ def _bracket(
     buffer = np.empty(CHUNK_SIZE, dtype=weights.dtype)  # (CHUNK_SIZE,)
     for start in starts:
         size = min(CHUNK_SIZE, len(weights) - start)
-        magnitudes = np.abs(weights[start : start + size], out=buffer[:size])
+        chunk = weights[start : start + size]  # (size,)
+        magnitudes = np.abs(chunk, out=buffer[:size])  # (size,)
         above = magnitudes[magnitudes >= low]  # (~2 % of the chunk,)
         n_below += len(magnitudes) - len(above)
         inside.append(above[above <= high])
@@ -451,7 +496,8 @@ def _abs_percentile(weights: np.ndarray, percentile: float) -> float:
         partial(_bracket, weights, low, high), _split(starts, _n_workers(n_weights))
     )
     n_below = sum(count for count, _ in results)
-    inside = np.sort(np.concatenate([part for _, parts in results for part in parts]))
+    parts = [part for _, chunk_parts in results for part in chunk_parts]
+    inside = np.sort(np.concatenate(parts))  # (n_inside,)
     if not n_below <= rank <= upper_rank < n_below + len(inside):
         return float(np.percentile(np.abs(weights), percentile))
     lower_value = float(inside[rank - n_below])
@@ -467,8 +513,8 @@ def default_value_range(
     Parameters
     ----------
     weights : array-like of shape (n_weights,) or (n_models, n_weights)
-        One weight vector or one per row: a floating-point array or tensor, or
-        a (nested) list of numbers.
+        One weight vector or one per row: an array or tensor of real numbers,
+        or a (nested) list of them.
     percentile : float, default=99.0
         Percentile of ``|w|`` (NumPy's linear interpolation). If it is zero
         (more than this share of the weights are exactly zero), the largest
@@ -522,7 +568,7 @@ def _as_array(source: object) -> object:
             f"source is a {type(source).__name__} of non-numeric values (dtype "
             f"{array.dtype}); expected real numbers (weights)"
         )
-    return array.astype(np.float64)
+    return array.astype(np.float64)  # (n_weights,) or (n_models, n_weights)
 
 
 def _as_weight_matrix(
@@ -540,26 +586,43 @@ def _as_weight_matrix(
     weights = _as_array(weights)
     if isinstance(weights, torch.Tensor):
         _check_tensor_data("weights", weights)
-    if isinstance(weights, torch.Tensor) and weights.is_floating_point():
-        weights = weights.detach().cpu().to(torch.float32).numpy()
-    if not isinstance(weights, np.ndarray) or not np.issubdtype(
-        weights.dtype, np.floating
-    ):
+        weights = weights.detach().cpu()
+        if weights.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            weights = weights.to(torch.float32)
+        if weights.dtype != torch.bool and not weights.is_complex():
+            weights = weights.numpy()  # (n_models?, n_weights)
+    if not isinstance(weights, np.ndarray) or weights.dtype.kind not in "iuf":
         kind = getattr(weights, "dtype", type(weights).__name__)
         raise TypeError(
-            f"weights of type {kind} are not valid; expected a floating-point NumPy "
-            "array or torch tensor, or a list of numbers"
+            f"weights of type {kind} are not valid; expected a NumPy array or "
+            "torch tensor of real numbers, or a list of numbers"
         )
     if weights.ndim not in (1, 2) or weights.size == 0:
         raise ValueError(
             f"weights have shape {weights.shape!r}; expected a non-empty array of "
             "shape (n_weights,) or (n_models, n_weights)"
         )
-    matrix = np.ascontiguousarray(weights, dtype=np.float32)  # (n_models?, n)
+    with np.errstate(over="ignore"):  # overflows are reported below
+        matrix = np.ascontiguousarray(weights, dtype=np.float32)  # (n_models?, n)
     matrix = matrix.reshape(-1, weights.shape[-1])  # (n_models, n_weights)
+    if weights.dtype.kind == "f" and weights.dtype.itemsize > 4:
+        _check_float32_overflow(weights.reshape(matrix.shape), matrix)
     if check_finite:
         _check_finite_matrix(matrix)
     return matrix
+
+
+def _check_float32_overflow(original: np.ndarray, matrix: np.ndarray) -> None:
+    """Raise ValueError where a finite ``original`` value became inf in float32."""
+    if _is_finite(matrix.reshape(-1)):
+        return
+    overflow = np.isinf(matrix) & np.isfinite(original)  # (n_models, n_weights)
+    positions = np.argwhere(overflow)  # (n_too_large, 2)
+    if len(positions):
+        row, column = positions[0]
+        value = float(original[row, column])
+        position = f"(model {row}, index {column})"
+        raise _too_large_error("weights hold", len(positions), value, position)
 
 
 def _check_size(size: object) -> tuple[int, int]:
@@ -661,7 +724,8 @@ def _run_in_threads(function: Callable, parts: list) -> list:
 
 def _split(items: Sequence, n_parts: int) -> list:
     """Split ``items`` into at most ``n_parts`` contiguous, non-empty runs."""
-    edges = np.linspace(0, len(items), min(n_parts, len(items)) + 1).astype(int)
+    n_runs = min(n_parts, len(items))
+    edges = np.linspace(0, len(items), n_runs + 1).astype(int)  # (n_runs + 1,)
     return [
         items[start:stop] for start, stop in zip(edges[:-1], edges[1:], strict=True)
     ]
@@ -764,8 +828,9 @@ def _count_block(
     """
     n_rows, width = block.shape
     n_block_rows = offsets.shape[0]
-    values = buffers["values"][: n_rows * width].reshape(n_rows, width)
-    counters = buffers[offsets.dtype][: n_rows * width].reshape(n_rows, width)
+    values = buffers["values"][: n_rows * width].reshape(n_rows, width)  # (r, w)
+    counters = buffers[offsets.dtype][: n_rows * width]  # (n_rows * width,)
+    counters = counters.reshape(n_rows, width)  # (n_rows, width)
 
     # Separate multiply and add (no fused multiply-add) round a weight the same
     # way wherever it sits; the layer-exact invariance relies on it.
@@ -785,7 +850,7 @@ def _count_block(
     counts = torch.bincount(
         torch.from_numpy(counters.reshape(-1)), minlength=n_counters
     ).numpy()  # (n_counters,)
-    counts = counts.reshape(n_segments, N_LANES, n_block_rows, n_bins)
+    counts = counts.reshape(n_segments, N_LANES, n_block_rows, n_bins)  # (s, 4, r, B)
     return counts[:, :, :n_rows].sum(axis=1).transpose(1, 0, 2)  # (rows, segs, B)
 
 
@@ -803,7 +868,8 @@ def _histogram_blocks(
     """
     if counts is None:
         n_segments = plan[-1][0][3]
-        counts = np.zeros((matrix.shape[0], n_segments, n_bins), dtype=np.int64)
+        shape = (matrix.shape[0], n_segments, n_bins)
+        counts = np.zeros(shape, dtype=np.int64)  # (n_models, n_segments, n_bins)
     size = max(
         (plan[chunk][0][1] - plan[chunk][0][0]) * (row_stop - row)
         for row, row_stop, chunk in blocks
@@ -853,7 +919,8 @@ def _segment_histograms(
     ]
     row_starts = list(range(0, n_models, rows_per_block))
     n_workers = n_workers or _n_workers(matrix.size)
-    counts = np.zeros((n_models, len(boundaries) - 1, n_bins), dtype=np.int64)
+    shape = (n_models, len(boundaries) - 1, n_bins)
+    counts = np.zeros(shape, dtype=np.int64)  # (n_models, n_segments, n_bins)
 
     # With enough rows, each worker owns whole rows and writes into one shared
     # array; a few long rows are split by chunk, each worker counting apart.
@@ -875,7 +942,8 @@ def _segment_histograms(
         for chunk in range(len(chunks))
     ]
     work = partial(_histogram_blocks, matrix, scales, n_bins, plan, None)
-    return np.sum(_run_in_threads(work, _split(blocks, n_workers)), axis=0)
+    partial_counts = _run_in_threads(work, _split(blocks, n_workers))
+    return np.sum(partial_counts, axis=0)  # (n_models, n_segments, n_bins)
 
 
 def _source_matrix(
@@ -918,9 +986,10 @@ def mi_wd(
     ----------
     source : torch.nn.Module, Mapping, str, os.PathLike or array-like
         A model, state dict or checkpoint path (see :func:`weight_vector`), a
-        1-D weight vector (array, tensor or list of numbers), or a 2-D array of
-        shape ``(n_models, n_weights)`` holding one weight vector per row (same
-        architecture), which is described in one vectorized call.
+        1-D weight vector (array, tensor or list of real numbers; integers are
+        converted like floats), or a 2-D array of shape ``(n_models,
+        n_weights)`` holding one weight vector per row (same architecture),
+        which is described in one vectorized call.
     size : (int, int) or int, default=(32, 32)
         ``(S, B)``: number of depth windows and of bins; an int means square.
     value_range : float, array-like of shape (n_models,) or None, default=None
@@ -949,10 +1018,11 @@ def mi_wd(
         If ``source`` or ``value_range`` has an unsupported type.
     ValueError
         If ``size``, ``value_range``, ``windows``, ``include`` or
-        ``layer_sizes`` is invalid, weights are non-finite or missing, or there
-        are fewer weights than windows. A range ``r`` must be a finite float32
-        number whose bin width ``2 r / B`` is a normal float32 (not so small
-        that the bin scale overflows); this also applies to the default range.
+        ``layer_sizes`` is invalid, weights are non-finite, beyond the float32
+        range or missing, or there are fewer weights than windows. A range
+        ``r`` must be a finite float32 number whose bin width ``2 r / B`` is a
+        normal float32 (not so small that the bin scale overflows); this also
+        applies to the default range.
 
     Notes
     -----
@@ -963,7 +1033,8 @@ def mi_wd(
     Weights are read once, in cache-sized chunks, by up to
     ``torch.get_num_threads()`` threads; ``benchmarks/bench_descriptors.py``
     compares a 25-million-weight descriptor with one ``numpy.sum`` pass. Known
-    limitations: float64 weights are rounded to float32 first; the default
+    limitations: float64 weights are rounded to float32 first (a finite weight
+    beyond the float32 range, ``|w| > 3.4e38``, raises ValueError); the default
     per-model range costs an exact percentile per model (pass a shared
     ``value_range`` for a library, which is also what makes bins comparable);
     the layer-exact variant treats every state-dict tensor as one layer.
@@ -1135,8 +1206,14 @@ def main_describe(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 if the checkpoint, the options or the output path are
         rejected or the output cannot be written (the reason is written to
         standard error as one ``error:`` line). The output path is checked
-        before the descriptor is computed. Usage errors exit through argparse
-        with status 2.
+        before the descriptor is computed.
+
+    Raises
+    ------
+    SystemExit
+        From argparse: with status 2 (after a usage message on standard error)
+        for a usage error such as a missing ``--out`` or a bad ``--size``, and
+        with status 0 after ``--help``.
 
     Examples
     --------

@@ -51,12 +51,19 @@ __all__ = [
 Permutations = dict[str, np.ndarray]
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(ValueError, TypeError):
     """A model contains a module whose permutation symmetry is not known.
+
+    It subclasses ``ValueError`` (the model is a valid module whose
+    architecture is not supported) and ``TypeError``, which a model that is not
+    a ``torch.nn.Sequential`` used to raise, so callers catching either still
+    catch it.
 
     Examples
     --------
     >>> issubclass(UnsupportedArchitectureError, ValueError)
+    True
+    >>> issubclass(UnsupportedArchitectureError, TypeError)
     True
     """
 
@@ -223,9 +230,13 @@ def _describe(module: nn.Module) -> str:
 def _unsupported(
     module: nn.Module, prefix: str, reason: str
 ) -> UnsupportedArchitectureError:
-    """Build the error for a module whose symmetry cannot be described."""
+    """Build the error for a module whose symmetry cannot be described.
+
+    The model itself (empty ``prefix``) is named as position ``root``.
+    """
+    position = repr(prefix) if prefix else "root"
     return UnsupportedArchitectureError(
-        f"cannot permute module at {prefix!r} ({_describe(module)}): {reason}"
+        f"cannot permute module at {position} ({_describe(module)}): {reason}"
     )
 
 
@@ -402,17 +413,52 @@ def _visit_pooling(module: nn.Module, prefix: str, walk: _Walk) -> None:
         )
 
 
-def _visit_flatten(module: nn.Flatten, prefix: str, walk: _Walk) -> None:
-    """Flatten (N, C, *spatial) to (N, C * prod(spatial)), channel-major."""
-    if walk.layout == "input":
-        return
-    if (module.start_dim, module.end_dim) != (1, -1):
+_SPATIAL_AXES = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def _flatten_axes(module: nn.Flatten, prefix: str, rank: int, shape: str) -> tuple:
+    """Return Flatten's (start, end) axes, negative dims counted from ``rank``."""
+    dims = (module.start_dim, module.end_dim)
+    if not all(-rank <= dim < rank for dim in dims):
         raise _unsupported(
             module,
             prefix,
-            f"start_dim={module.start_dim}, end_dim={module.end_dim} would fold the "
-            "batch or leave spatial axes; only Flatten(start_dim=1, end_dim=-1) "
-            "is supported",
+            f"start_dim={dims[0]}, end_dim={dims[1]} are out of range for its "
+            f"rank-{rank} input {shape}",
+        )
+    return dims[0] % rank, dims[1] % rank
+
+
+def _visit_flatten(module: nn.Flatten, prefix: str, walk: _Walk) -> None:
+    """Flatten (N, C, *spatial) to (N, C * prod(spatial)), channel-major.
+
+    Negative dims count from the end of the input, whose rank is known after a
+    weight layer (inputs are batched), so ``Flatten(-3)`` after a Conv2d is
+    ``Flatten(1)``; a Flatten of a single axis changes nothing.
+    """
+    if walk.layout == "input":
+        return  # nothing is permuted yet, so any reshaping of the input is safe
+    rank = 2 + walk.n_spatial if walk.layout == "conv" else 2
+    shape = f"(N, C, {_SPATIAL_AXES[walk.n_spatial]})" if rank > 2 else "(N, F)"
+    start, end = _flatten_axes(module, prefix, rank, shape)
+    if start == end:
+        return
+    if (start, end) != (1, rank - 1):
+        if start > end:
+            why = "start_dim comes after end_dim"
+        elif start == 0:
+            why = "it folds the batch axis into the features"
+        elif start > 1:
+            why = "it keeps the channel axis apart from the axes it flattens"
+        else:
+            why = f"it leaves axes {end + 1} to {rank - 1} unflattened"
+        raise _unsupported(
+            module,
+            prefix,
+            f"start_dim={module.start_dim}, end_dim={module.end_dim} flattens "
+            f"axes {start} to {end} of its rank-{rank} input {shape}: {why}; only "
+            "Flatten(start_dim=1, end_dim=-1), or a Flatten of one axis, is "
+            "supported",
         )
     if walk.layout == "conv":
         walk.layout = "flat"
@@ -630,13 +676,15 @@ def permutation_spec(model: nn.Module) -> PermutationSpec:
     Raises
     ------
     TypeError
-        If ``model`` is not a ``torch.nn.Sequential``.
+        If ``model`` is not a ``torch.nn.Module``.
     UnsupportedArchitectureError
-        If a module's symmetry is unknown (residual blocks, attention, grouped
-        or depthwise convolutions, unknown modules, a Flatten whose sizes do not
-        divide, tied weights, old-style weight or spectral norm, forward hooks
-        or forward pre-hooks on any module, or global forward hooks); the
-        message names the module, its state-dict prefix and the reason.
+        If the model is a module but not a ``torch.nn.Sequential``, or a
+        module's symmetry is unknown (residual blocks, attention, grouped or
+        depthwise convolutions, unknown modules, a Flatten that folds the batch
+        or whose sizes do not divide, tied weights, old-style weight or
+        spectral norm, forward hooks or forward pre-hooks on any module, or
+        global forward hooks); the message names the module, its state-dict
+        prefix (``root`` for the model itself) and the reason.
 
     Notes
     -----
@@ -654,10 +702,18 @@ def permutation_spec(model: nn.Module) -> PermutationSpec:
     >>> [(ref.key, ref.axis) for ref in spec.groups[0].axes]
     [('0.weight', 0), ('0.bias', 0), ('2.weight', 1)]
     """
-    if not isinstance(model, nn.Sequential):
+    if not isinstance(model, nn.Module):
         raise TypeError(
-            f"model={type(model).__name__!r} is not supported; expected a "
+            f"model of type {type(model).__name__!r} is not valid; expected a "
             "torch.nn.Sequential"
+        )
+    if not isinstance(model, nn.Sequential):
+        raise _unsupported(
+            model,
+            "",
+            f"the model is a {type(model).__name__}, not a torch.nn.Sequential, so "
+            "the order in which its layers run is unknown; wrap supported layers "
+            "in an nn.Sequential",
         )
     _check_no_hooks(model)
     _check_no_sharing(model)
