@@ -11,6 +11,7 @@ from wdcore.atlas import (
     cluster_composition,
     cluster_means,
     cluster_summary,
+    describe_clusters,
     descriptor_features,
     embed,
     explain_clusters,
@@ -19,6 +20,8 @@ from wdcore.atlas import (
     neighbor_table,
     place_new,
     plot_atlas,
+    quantile_labels,
+    top_values,
 )
 
 N_WINDOWS, N_BINS = 6, 8
@@ -163,6 +166,55 @@ def test_cluster_summary_names_the_majority():
     assert summary.loc[0, "group"] == "low (100 %)"
     assert summary.loc[1, "group"] == "high (75 %)"
     assert summary.loc[1, "parity"] == "even (50 %)"
+
+
+def test_describe_clusters_names_shared_values_with_their_library_share():
+    _, index = make_blob_descriptors(4, seed=0)
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, -1])
+    lines = describe_clusters(labels, index, ["group", "parity"])
+    assert lines.index.tolist() == [-1, 0, 1]
+    assert lines[0] == (
+        "cluster 0 (3 models): group low 100 % (overall 50 %); "
+        "parity even 67 % (overall 50 %)"
+    )
+    # A 50 % share reaches the default threshold of one half.
+    assert lines[1] == (
+        "cluster 1 (4 models): group high 75 % (overall 50 %); "
+        "parity even 50 % (overall 50 %); parity odd 50 % (overall 50 %)"
+    )
+    assert lines[-1].startswith("noise (1 models): group high 100 %")
+    strict = describe_clusters(labels, index, ["parity"], min_share=0.9)
+    assert strict[1] == "cluster 1 (4 models): no value reaches 90 %"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_describe_clusters_names_quantiles_of_floats(seed):
+    _, index = make_blob_descriptors(8, seed=seed)
+    labels = np.repeat([0, 1], 8)  # the blobs: low rates, then high rates
+    lines = describe_clusters(labels, index, ["rate"], n_bins=2)
+    assert "rate Q1 " in lines[0] and "100 % (overall 50 %)" in lines[0]
+    assert "rate Q2 " in lines[1]
+
+
+def test_quantile_labels_sort_in_bin_order():
+    values = np.random.default_rng(0).uniform(1e-4, 5e-3, size=40)
+    labels = quantile_labels(values)
+    assert sorted(set(labels))[0].startswith("Q1 ")
+    assert len(set(labels)) == 4
+    assert pd.Series(labels).value_counts().tolist() == [10] * 4
+    lowest = labels[np.argmin(values)]
+    assert lowest.startswith("Q1 ") and lowest.split()[1].startswith(
+        f"{values.min():.4g}-"
+    )
+
+
+@pytest.mark.parametrize("n_top", [1, 2])
+def test_top_values_lumps_rare_values(n_top):
+    values = ["fixed"] * 5 + ["wide"] * 3 + ["deep", "tiny"]
+    kept = top_values(values, n_top=n_top, other="rest")
+    expected = {"fixed", "rest"} if n_top == 1 else {"fixed", "wide", "rest"}
+    assert set(kept) == expected
+    assert (kept == "rest").sum() == (5 if n_top == 1 else 2)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -459,6 +511,19 @@ def make_error_cases():
             ValueError,
             "min_lift",
         ),
+        (
+            lambda: describe_clusters(labels, index, ["group"], min_share=0),
+            ValueError,
+            "min_share=0 is not valid",
+        ),
+        (
+            lambda: describe_clusters(labels, index, ["size"]),
+            ValueError,
+            "missing",
+        ),
+        (lambda: quantile_labels([1.0, np.nan]), ValueError, "finite"),
+        (lambda: quantile_labels([1.0, 2.0], n_bins=0), ValueError, "n_bins"),
+        (lambda: top_values(["a"], n_top=0), ValueError, "n_top"),
     ]
 
 

@@ -10,11 +10,13 @@ from wdcore.descriptors import default_value_range, mi_wd
 from wdcore.experiments import (
     DYNAMICS_EPOCHS,
     GALLERY_EPOCHS,
+    GalleryDistances,
     descriptor_distances,
     distance_to_final,
     dynamics_configs,
     gallery_configs,
     gallery_distances,
+    gallery_readings,
     mean_cross_distance,
     mean_pairwise_distance,
     permutation_descriptors,
@@ -214,6 +216,50 @@ def test_gallery_distances_recover_planted_levels(variant_step):
     summary = distances.summary()
     assert summary["permutations of one network"] < summary["seeds of one setting"]
     assert summary["seeds of one setting"] < summary["different settings"]
+
+
+@pytest.mark.parametrize("variant_step", [0.0, 0.01])
+def test_gallery_readings_on_planted_settings(variant_step):
+    # Settings 2 and 4 are close; settings that moved less are not closer.
+    planted = make_planted_gallery([0.0, 5.0, 20.0, 6.0], 1.0, variant_step)
+    distances = gallery_distances(planted)
+    readings = gallery_readings(distances, np.array([0.1, 0.4, 0.2, 0.3]))
+    assert readings.reading.tolist() == [
+        "permutations change less than seeds",
+        "seeds change less than settings",
+        "settings 2 and 4 closer than 1 and 3 (paper)",
+        "nearest pair of settings moved least (alternative)",
+        "settings that moved less are closer (alternative)",
+    ]
+    assert readings.holds.tolist() == ["holds"] * 3 + ["does not hold"] * 2
+    assert readings.numbers[3] == "nearest: 2 and 4; moved least: 1 and 3"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gallery_readings_follow_the_distance_moved(seed):
+    """Settings drifting independently from one start: the alternative holds."""
+    moved = np.random.default_rng(seed).uniform(0.1, 1.0, size=4)
+    setting = np.hypot.outer(moved, moved)
+    np.fill_diagonal(setting, 0.05)
+    distances = GalleryDistances(np.full((4, 2), 0.01), np.diag(setting), setting)
+    readings = gallery_readings(distances, moved).set_index("reading").holds
+    assert readings["nearest pair of settings moved least (alternative)"] == "holds"
+    assert readings["settings that moved less are closer (alternative)"] == "holds"
+
+
+@pytest.mark.parametrize(
+    ("n_settings", "n_moved", "min_correlation", "match"),
+    [
+        (3, 3, 0.5, r"expected \(n_settings, n_settings\)"),
+        (4, 3, 0.5, r"moved \(3,\)"),
+        (4, 4, 1.5, "min_correlation=1.5 is not valid"),
+    ],
+)
+def test_gallery_readings_refuse_bad_input(n_settings, n_moved, min_correlation, match):
+    setting = np.ones((n_settings, n_settings))
+    distances = GalleryDistances(np.ones((n_settings, 2)), np.ones(n_settings), setting)
+    with pytest.raises(ValueError, match=match):
+        gallery_readings(distances, np.ones(n_moved), min_correlation=min_correlation)
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 2, 4), (4, 1, 2, 4, 4), (4, 3, 1, 4, 4)])

@@ -102,6 +102,22 @@ def test_plot_descriptor_grid(n_rows, n_cols):
     assert axes[-1, 0].get_ylabel().startswith(f"net {n_rows - 1}")
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grids_share_a_norm_that_is_passed_in(seed):
+    first = [[make_descriptor(seed=seed)]]
+    second = [[make_descriptor(seed=seed + 5)]]
+    norm = descriptor_norm([first[0][0], second[0][0]])
+    grids = [
+        plot_descriptor_grid(grid, row_labels=["a"], col_labels=["b"], norm=norm)[1]
+        for grid in (first, second)
+    ]
+    scales = {(axes[0, 0].images[0].norm.vmin, axes[0, 0].images[0].norm.vmax)
+              for axes in grids}  # fmt: skip
+    assert scales == {(norm.vmin, norm.vmax)}
+    own = plot_descriptor_grid(first, row_labels=["a"], col_labels=["b"])[1]
+    assert own[0, 0].images[0].norm.vmax == pytest.approx(first[0][0].max())
+
+
 def test_grid_of_different_granularities():
     grid = [[make_descriptor((size, size)) for size in (4, 8, 16)]] * 2
     fig, axes = plot_descriptor_grid(

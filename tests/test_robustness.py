@@ -11,12 +11,15 @@ from wdcore.descriptors import layer_sizes, weight_vector
 from wdcore.permutations import permute_state_dict
 from wdcore.robustness import (
     REPRESENTATIONS,
+    OutputChangeError,
     UndefinedRatioWarning,
     apply_representations,
+    compare_choices,
     compare_with_paper,
     fit_representations,
     informativeness,
     informativeness_table,
+    intra_inter_distances,
     intra_inter_ratio,
     load_paper_table,
     measure_output_change,
@@ -24,6 +27,7 @@ from wdcore.robustness import (
     permute_models,
     plot_tradeoff,
     ratio_table,
+    read_informativeness,
 )
 
 
@@ -86,6 +90,18 @@ def test_per_model_ratios_match_a_hand_computation():
     ratios = intra_inter_ratio(original, permuted, average=False)
     np.testing.assert_allclose(ratios, expected)
     assert intra_inter_ratio(original, permuted) == pytest.approx(np.mean(expected))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_intra_and_inter_distances_make_up_the_ratio(seed):
+    original, permuted = make_representations(noise=0.2, seed=seed)
+    intra, inter = intra_inter_distances(original, permuted)
+    ratios = intra_inter_ratio(original, permuted, average=False)
+    np.testing.assert_allclose(intra / inter, ratios)
+    others = np.linalg.norm(original[0] - original[1:], axis=1).mean()
+    assert inter[0] == pytest.approx(others)
+    copies = np.linalg.norm(permuted[0] - original[0], axis=1).mean()
+    assert intra[0] == pytest.approx(copies)
 
 
 @pytest.mark.parametrize("scale", [1e-3, 7.0])
@@ -279,6 +295,42 @@ def test_permute_models_rejects_bad_input(n_inputs, n_permutations, match):
         permute_models(models, inputs, n_permutations=n_permutations)
 
 
+def test_permute_models_checks_in_the_requested_dtype():
+    models, inputs = [make_cnn(0), make_cnn(1)], [torch.randn(4, 1, 6, 6)] * 2
+    in_float32 = permute_models(models, inputs, dtype=torch.float32, random_state=0)
+    in_float64 = permute_models(models, inputs, random_state=0)
+    np.testing.assert_array_equal(in_float32.permuted, in_float64.permuted)
+    assert in_float64.output_change.max() < 1e-12
+    assert in_float32.output_change.max() < 1e-5
+
+
+def test_permute_models_stops_on_a_wrong_permutation(monkeypatch):
+    """A copy whose outputs change (a broken permutation) stops the run."""
+    import wdcore.permutations
+
+    def check_broken_permutation(state_dict, spec, *, random_state):
+        broken = dict(state_dict)
+        broken["0.weight"] = state_dict["0.weight"].flip(0)  # moves a channel only
+        return broken
+
+    monkeypatch.setattr(
+        wdcore.permutations, "permute_state_dict", check_broken_permutation
+    )
+    models, inputs = [make_cnn(0)], [torch.randn(4, 1, 6, 6)]
+    result = permute_models(models, inputs, random_state=0)
+    assert result.output_change.min() > 1e-3
+    with pytest.raises(OutputChangeError, match="model 0 changed its outputs by"):
+        permute_models(models, inputs, max_output_change=1e-9, random_state=0)
+
+
+@pytest.mark.parametrize("tolerance", [-1e-9, "1e-9", True, np.nan])
+def test_permute_models_rejects_a_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="max_output_change=.* is not valid"):
+        permute_models(
+            [make_cnn(0)], [torch.zeros(1, 1, 6, 6)], max_output_change=tolerance
+        )
+
+
 def test_permute_models_rejects_mixed_architectures():
     small = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     large = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -316,6 +368,24 @@ def test_ratio_table_lists_every_representation():
     assert table.ratio[0] == pytest.approx(
         intra_inter_ratio(original, permuted, metric="cosine")
     )
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ratio_table_can_add_mean_intra_and_inter(metric):
+    original, permuted = make_representations(noise=0.1, seed=2)
+    table = ratio_table(
+        {("a", 8): original}, {("a", 8): permuted}, metric=metric, distances=True
+    )
+    intra, inter = intra_inter_distances(original, permuted, metric=metric)
+    assert table.columns.tolist() == [
+        "representation",
+        "dim",
+        "ratio",
+        "intra",
+        "inter",
+    ]
+    assert table.intra[0] == pytest.approx(intra.mean())
+    assert table.inter[0] == pytest.approx(inter.mean())
 
 
 def test_ratio_table_rejects_different_keys():
@@ -632,13 +702,38 @@ def make_scores(accuracies):
 def test_informativeness_finding_compares_global_stats_with_mi_wd(accuracies, holds):
     paper = load_paper_table()
     comparison = compare_with_paper(paper, paper, scores=make_scores(accuracies))
-    last = comparison.iloc[-1]
-    assert len(comparison) == 6
-    assert last.finding == "Global statistics carry less information than MI-WD"
-    assert last.paper == "stated without numbers"
-    assert last.holds == holds
+    best = comparison.iloc[-2]
+    assert len(comparison) == 7
+    assert best.finding == (
+        "Global statistics carry less information than MI-WD at its best size"
+    )
+    assert best.paper == "stated without numbers"
+    assert best.holds == holds
     if holds != "not checked":
-        assert "dims); chance 0.30; margin 0.05" in last.ours
+        assert "dims); chance 0.30; margin 0.05" in best.ours
+
+
+@pytest.mark.parametrize(
+    ("accuracies", "holds"),
+    [
+        ({("global_stats", 16): 0.5, ("mi_wd", 16): 0.4, ("mi_wd", 64): 0.7}, "no"),
+        ({("global_stats", 16): 0.4, ("mi_wd", 16): 0.5, ("mi_wd", 64): 0.3}, "yes"),
+        ({("global_stats", 16): 0.5, ("mi_wd", 16): 0.52}, "inconclusive"),
+        ({("global_stats", 16): 0.5, ("mi_wd", 64): 0.9}, "not checked"),
+    ],
+)
+def test_informativeness_finding_at_equal_size(accuracies, holds):
+    """Global statistics against MI-WD with as many numbers (16), not its best."""
+    paper = load_paper_table()
+    last = compare_with_paper(paper, paper, scores=make_scores(accuracies)).iloc[-1]
+    assert last.finding == (
+        "Global statistics carry less information than MI-WD of equal size"
+    )
+    assert last.holds == holds
+    if holds == "not checked":
+        assert last.ours == "mi_wd was not scored at 16 dims"
+    else:
+        assert "(16 dims)" in last.ours
 
 
 @pytest.mark.parametrize(
@@ -655,7 +750,7 @@ def test_informativeness_finding_needs_mi_wd_above_chance(stats, mi_wd, holds):
     scores = make_scores({("global_stats", 16): stats, ("mi_wd", 1024): mi_wd})
     scores["chance"] = 0.43
     paper = load_paper_table()
-    last = compare_with_paper(paper, paper, scores=scores).iloc[-1]
+    last = compare_with_paper(paper, paper, scores=scores).iloc[-2]
     assert last.holds == holds
     if max(stats, mi_wd) < 0.48:
         assert last.ours.endswith("neither beats chance")
@@ -668,7 +763,7 @@ def test_informativeness_finding_ignores_skipped_hyperparameters():
     )
     scores = pd.concat([scores[scores.hyperparameter != "dataset"], skipped])
     paper = load_paper_table()
-    last = compare_with_paper(paper, paper, scores=scores).iloc[-1]
+    last = compare_with_paper(paper, paper, scores=scores).iloc[-2]
     assert last.holds == "yes"
     assert "chance 0.30" in last.ours
 
@@ -690,3 +785,121 @@ def test_compare_with_paper_rejects_bad_scores(scores):
 def test_findings_say_when_a_representation_is_missing():
     comparison = compare_with_paper(make_table({"raw": {16: 0.5}}), load_paper_table())
     assert (comparison.holds == "not checked").all()
+
+
+# compare_choices ---------------------------------------------------------------
+
+
+def test_compare_choices_marks_findings_that_hinge_on_a_choice():
+    paper = load_paper_table()
+    reversed_ = paper.assign(ratio=1 - paper.ratio)
+    choices = compare_choices({"paper": paper, "reversed": reversed_}, paper)
+    assert choices.columns.tolist() == ["paper", "reversed", "same"]
+    assert choices.paper.tolist() == ["yes"] * 5
+    assert not choices.same.loc["PCA's ratio grows with the number of components"]
+    scaled = compare_choices(
+        {"a": paper, "b": paper.assign(ratio=paper.ratio / 3)}, paper
+    )
+    assert scaled.same.all()
+
+
+def test_compare_choices_needs_two_tables():
+    paper = load_paper_table()
+    with pytest.raises(ValueError, match="tables has 1 entries; expected at least two"):
+        compare_choices({"paper": paper}, paper)
+
+
+# read_informativeness ----------------------------------------------------------
+
+
+def make_reading_scores(means, hyperparameters=("optimizer", "dataset")):
+    """Scores where every hyperparameter of a (representation, dim) scores alike."""
+    rows = [
+        (name, dim, hyperparameter, accuracy, 0.3)
+        for (name, dim), accuracy in means.items()
+        for hyperparameter in hyperparameters
+    ]
+    columns = ["representation", "dim", "hyperparameter", "accuracy", "chance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_read_informativeness_on_a_known_table():
+    scores = make_reading_scores(
+        {
+            ("global_stats", 16): 0.6,
+            ("raw", 16): 0.4,
+            ("pca", 16): 0.5,
+            ("pca", 64): 0.32,
+            ("mi_wd", 16): 0.45,
+            ("mi_wd", 64): 0.8,
+        }
+    )
+    reading = read_informativeness(scores, n_models=40).set_index("reading")
+    assert reading.holds.tolist() == ["yes", "yes", "yes", "yes", "no"]
+    numbers = reading.numbers.tolist()
+    assert numbers[0] == "0.60 vs best baseline pca 16 0.50; chance 0.30"
+    assert numbers[1].startswith("16 dims, ahead: dataset 0.60 vs 0.45, optimizer")
+    assert numbers[2].endswith(
+        "first size ahead of global_stats and chance by the margin: 64 dims"
+    )
+    assert numbers[3] == "pca 64 dims 0.32 vs 16 dims 0.50; chance 0.30; 40 networks"
+    assert numbers[4] == (
+        "near chance: pca 64 (0.32 vs 0.30); 1 of these 1 have more features than "
+        "the 40 networks"
+    )
+
+
+def test_read_informativeness_cannot_rank_probes_below_chance():
+    """Quick-mode case: every accuracy under chance, so nothing can be ranked."""
+    scores = make_reading_scores(
+        {("global_stats", 16): 0.2, ("raw", 16): 0.4, ("pca", 16): 0.35,
+         ("pca", 64): 0.2, ("mi_wd", 16): 0.2, ("mi_wd", 64): 0.4}
+    )  # fmt: skip
+    scores["chance"] = 0.42
+    reading = read_informativeness(scores, n_models=12)
+    assert reading.holds.tolist() == ["inconclusive"] * 4 + ["no"]
+    assert "within the margin or at chance: dataset" in reading.numbers[1]
+    assert reading.numbers[2].endswith("by the margin: none")
+
+
+@pytest.mark.parametrize(
+    ("stats", "mi_wd", "verdict"),
+    [(0.6, 0.4, "yes"), (0.4, 0.6, "no"), (0.5, 0.52, "inconclusive")],
+)
+def test_read_informativeness_counts_hyperparameters_by_the_margin(
+    stats, mi_wd, verdict
+):
+    scores = make_reading_scores({("global_stats", 16): stats, ("mi_wd", 16): mi_wd})
+    reading = read_informativeness(scores, n_models=100)
+    assert reading.holds[1] == verdict
+
+
+def test_read_informativeness_says_what_it_could_not_check():
+    scores = make_reading_scores({("raw", 16): 0.5, ("raw", 64): 0.6})
+    reading = read_informativeness(scores, n_models=100)
+    assert reading.holds.tolist() == ["not checked"] * 4 + ["yes"]
+    assert reading.numbers.tolist()[:4] == [
+        "global_stats or the baselines were not scored",
+        "global_stats or mi_wd was not scored",
+        "fewer than two MI-WD sizes",
+        "fewer than two PCA sizes",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_models": 0}, "n_models=0 is not valid"),
+        ({"n_models": 2.5}, "n_models=2.5 is not valid"),
+        ({"n_models": 10, "margin": 1.5}, "margin=1.5 is not valid"),
+    ],
+)
+def test_read_informativeness_rejects_bad_input(kwargs, match):
+    scores = make_reading_scores({("raw", 16): 0.5})
+    with pytest.raises(ValueError, match=match):
+        read_informativeness(scores, **kwargs)
+
+
+def test_read_informativeness_rejects_a_table_without_scores():
+    with pytest.raises(ValueError, match="scores=.* is not valid"):
+        read_informativeness(pd.DataFrame({"dim": [16]}), n_models=10)

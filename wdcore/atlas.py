@@ -15,8 +15,10 @@ their window distributions, so sparse tails count and no ``log(0)`` arises.
 Notes
 -----
 t-SNE has no ``transform`` for new points, so :func:`place_new` positions unseen
-models at the mean map position of their nearest neighbours in descriptor space.
-The 2-D map is only used for display; clustering runs on the descriptor features.
+models at the medoid of their nearest neighbours in descriptor space (by default:
+the neighbour whose map distances to the other neighbours sum to the least; their
+mean or the nearest one are options). The 2-D map is only used for display;
+clustering runs on the descriptor features.
 """
 
 from __future__ import annotations
@@ -40,6 +42,30 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from wdcore._random import RandomState, check_random_state
+
+__all__ = [
+    "CLUSTER_METHODS",
+    "NOISE",
+    "POSITIONS",
+    "SELECTIONS",
+    "TRANSFORMS",
+    "atlas_table",
+    "cluster",
+    "cluster_composition",
+    "cluster_means",
+    "cluster_summary",
+    "describe_clusters",
+    "descriptor_features",
+    "embed",
+    "explain_clusters",
+    "judge_scores",
+    "neighbor_agreement",
+    "neighbor_table",
+    "place_new",
+    "plot_atlas",
+    "quantile_labels",
+    "top_values",
+]
 
 TRANSFORMS = ("sqrt", "log", "none")
 CLUSTER_METHODS = ("hdbscan", "ward")
@@ -514,6 +540,169 @@ def cluster_summary(
             entries.append(f"{shares.index[0]} ({100 * shares.iloc[0]:.0f} %)")
         summary[column] = entries
     return summary
+
+
+def quantile_labels(values: Sequence[float], *, n_bins: int = 4) -> np.ndarray:
+    """Name the quantile bin of every value, with the bin's range.
+
+    Parameters
+    ----------
+    values : sequence of float of length n_models
+        A continuous setting, e.g. the learning rate.
+    n_bins : int, default=4
+        Number of quantile bins (quartiles by default); ties may merge bins.
+
+    Returns
+    -------
+    ndarray of shape (n_models,) of str
+        ``"Q1 0.0002-0.0013"`` and so on: ``Q1`` is the lowest bin, followed by
+        the smallest and largest value that fall into the bin (4 significant
+        digits). Labels sort in bin order for up to 9 bins.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` holds a non-finite value or ``n_bins`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> quantile_labels([0.001, 0.002, 0.003, 0.004], n_bins=2).tolist()
+    ['Q1 0.001-0.002', 'Q1 0.001-0.002', 'Q2 0.003-0.004', 'Q2 0.003-0.004']
+    """
+    _check_positive_int(n_bins, "n_bins")
+    numbers_ = pd.Series(np.asarray(values, dtype=np.float64))  # (n_models,)
+    if not np.all(np.isfinite(numbers_)):
+        raise ValueError("values must hold finite numbers only")
+    bins = pd.qcut(numbers_, n_bins, labels=False, duplicates="drop")  # (n_models,)
+    ranges = numbers_.groupby(bins).agg(["min", "max"])
+    names = {
+        code: f"Q{rank + 1} {low:.4g}-{high:.4g}"
+        for rank, (code, (low, high)) in enumerate(ranges.iterrows())
+    }
+    return bins.map(names).to_numpy(dtype=object).astype(str)
+
+
+def top_values(
+    values: Sequence[object], *, n_top: int = 3, other: str = "other"
+) -> np.ndarray:
+    """Keep the ``n_top`` most common values and lump the rest together.
+
+    Parameters
+    ----------
+    values : sequence of length n_models
+        A categorical setting with many rare values, e.g. the architecture of
+        every network (compared by string form).
+    n_top : int, default=3
+        Number of values kept (ties: the smaller string first).
+    other : str, default="other"
+        Label of every other value.
+
+    Returns
+    -------
+    ndarray of shape (n_models,) of str
+
+    Raises
+    ------
+    ValueError
+        If ``n_top`` is not an int >= 1.
+
+    Examples
+    --------
+    >>> top_values(["a", "b", "a", "c", "a", "b"], n_top=2).tolist()
+    ['a', 'b', 'a', 'other', 'a', 'b']
+    """
+    _check_positive_int(n_top, "n_top")
+    strings = pd.Series(list(values), dtype=object).map(str)  # (n_models,)
+    counts = (
+        strings.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    )
+    kept = set(counts.index[:n_top])
+    return strings.where(strings.isin(kept), other).to_numpy().astype(str)
+
+
+def describe_clusters(
+    labels: np.ndarray,
+    index: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    min_share: float = 0.5,
+    n_bins: int = 4,
+) -> pd.Series:
+    """Describe every cluster in one line by the values most of its members share.
+
+    A value of a setting enters a cluster's line if at least ``min_share`` of
+    the cluster's members have it; its share among all models (noise included)
+    follows in brackets, so that a value common everywhere is not mistaken for
+    a mark of the cluster.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_models,)
+        Cluster labels (-1 = noise, described as ``"noise"``).
+    index : pandas.DataFrame
+        One row per model in the same order.
+    columns : sequence of str
+        Settings to look at. Float columns with more than ``n_bins`` distinct
+        values are named by :func:`quantile_labels`; other values by their
+        string form.
+    min_share : float, default=0.5
+        Smallest share of a cluster's members (a fraction in (0, 1]).
+    n_bins : int, default=4
+        Quantile bins for continuous columns.
+
+    Returns
+    -------
+    pandas.Series of str
+        Indexed by cluster, e.g. ``"cluster 0 (12 models): optimizer sgd 75 %
+        (overall 40 %)"``; a cluster in which no value reaches ``min_share``
+        says so.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` and ``index`` do not match, a column is missing or
+        ``min_share`` is not in (0, 1].
+
+    Examples
+    --------
+    >>> index = pd.DataFrame({"optimizer": ["sgd", "sgd", "adam", "adam", "sgd"]})
+    >>> lines = describe_clusters(np.array([0, 0, 1, 1, 1]), index, ["optimizer"])
+    >>> lines[0]
+    'cluster 0 (2 models): optimizer sgd 100 % (overall 60 %)'
+    >>> lines[1]
+    'cluster 1 (3 models): optimizer adam 67 % (overall 40 %)'
+    """
+    labels = _check_labels_index(labels, index)
+    missing = [column for column in columns if column not in index.columns]
+    if missing:
+        raise ValueError(
+            f"columns {missing!r} are missing from index ({list(index.columns)!r})"
+        )
+    if not isinstance(min_share, numbers.Real) or not 0 < min_share <= 1:
+        raise ValueError(
+            f"min_share={min_share!r} is not valid; expected a number in (0, 1]"
+        )
+    parts = {label: [] for label in np.unique(labels)}
+    for column in columns:
+        values = index[column].reset_index(drop=True)
+        if pd.api.types.is_float_dtype(values) and values.nunique() > n_bins:
+            values = pd.Series(quantile_labels(values, n_bins=n_bins))
+        named = pd.DataFrame({column: values.map(str)})
+        overall = named[column].value_counts(normalize=True)
+        shares = cluster_composition(labels, named, column)  # (n_clusters, n_values)
+        for label, row in shares.iterrows():
+            for value, share in row[row >= min_share - 1e-12].items():
+                parts[label].append(
+                    f"{column} {value} {100 * share:.0f} % "
+                    f"(overall {100 * overall[value]:.0f} %)"
+                )
+    lines = {}
+    for label, entries in parts.items():
+        name = "noise" if label == NOISE else f"cluster {label}"
+        head = f"{name} ({int(np.sum(labels == label))} models): "
+        body = "; ".join(entries) or f"no value reaches {100 * min_share:.0f} %"
+        lines[label] = head + body
+    return pd.Series(lines, name="description").rename_axis("cluster")
 
 
 def cluster_means(

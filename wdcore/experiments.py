@@ -23,9 +23,12 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
 
 from wdcore._random import RandomState, check_random_state
 from wdcore.architectures import FIXED_ARCHITECTURE
@@ -51,11 +54,13 @@ __all__ = [
     "dynamics_zoo",
     "gallery_configs",
     "gallery_distances",
+    "gallery_readings",
     "gallery_zoo",
     "mean_cross_distance",
     "mean_pairwise_distance",
     "permutation_descriptors",
     "setting_title",
+    "share_left",
     "shared_value_range",
     "snapshot_descriptors",
     "snapshot_indices",
@@ -756,6 +761,14 @@ class GalleryDistances:
     setting : ndarray of shape (n_settings, n_settings)
         Mean distance between the original networks of two settings, over
         all seed pairs; the diagonal repeats ``seed``.
+
+    Examples
+    --------
+    >>> distances = GalleryDistances(
+    ...     permutation=np.full((2, 3), 0.1), seed=np.array([0.2, 0.4]),
+    ...     setting=np.array([[0.2, 0.5], [0.5, 0.4]]))
+    >>> float(distances.setting[0, 1])
+    0.5
     """
 
     permutation: np.ndarray
@@ -763,7 +776,27 @@ class GalleryDistances:
     setting: np.ndarray
 
     def summary(self) -> dict[str, float]:
-        """The three levels as single numbers (the setting level off-diagonal)."""
+        """Reduce the three levels to one number each.
+
+        Returns
+        -------
+        dict of str to float
+            ``"permutations of one network"``: the mean of ``permutation``;
+            ``"seeds of one setting"``: the mean of ``seed``;
+            ``"different settings"``: the mean of the off-diagonal entries of
+            ``setting``.
+
+        Examples
+        --------
+        >>> distances = GalleryDistances(
+        ...     permutation=np.full((2, 3), 0.1), seed=np.array([0.2, 0.4]),
+        ...     setting=np.array([[0.2, 0.5], [0.5, 0.4]]))
+        >>> for level, value in distances.summary().items():
+        ...     print(f"{level}: {value:.2f}")
+        permutations of one network: 0.10
+        seeds of one setting: 0.30
+        different settings: 0.50
+        """
         off_diagonal = ~np.eye(len(self.setting), dtype=bool)
         return {
             "permutations of one network": float(self.permutation.mean()),
@@ -833,6 +866,100 @@ def gallery_distances(descriptors: np.ndarray) -> GalleryDistances:
         ]
     )  # (n_settings, n_settings)
     return GalleryDistances(permutation, np.diag(setting).copy(), setting)
+
+
+def _verdict(holds: bool) -> str:
+    """Word a check's outcome as the chapters print it."""
+    return "holds" if holds else "does not hold"
+
+
+def gallery_readings(
+    distances: GalleryDistances,
+    moved: np.ndarray,
+    *,
+    min_correlation: float = 0.5,
+) -> pd.DataFrame:
+    """Check the supplement's reading of Figures 1-4, and one alternative.
+
+    The paper reads three things by eye: permutations change a descriptor
+    less than seeds, seeds less than settings, and settings 2 and 4 (same
+    optimizer, activation and initialization) are more alike than 1 and 3.
+    The alternative reading: all four settings start from the same
+    Glorot-uniform distribution, so two settings are close when their
+    networks moved little from it. It is checked twice: the nearest pair of
+    settings is the pair that moved least, and the distance between two
+    settings rises with how far the two moved in total (Spearman correlation
+    of ``setting[i, j]`` with ``moved[i] + moved[j]`` over all pairs).
+
+    Parameters
+    ----------
+    distances : GalleryDistances
+        From :func:`gallery_distances`, with the supplement's four settings
+        (or more; settings are numbered from 1).
+    moved : array-like of shape (n_settings,)
+        How far each setting's descriptors moved from initialization to the
+        end of training, e.g. the mean :func:`distance_to_final` of its seeds.
+    min_correlation : float, default=0.5
+        Smallest Spearman correlation that counts as "distances rise with the
+        distance moved".
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reading, numbers, holds``; ``holds`` is "holds" or "does not
+        hold".
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than four settings, ``moved`` does not have one
+        value per setting, or ``min_correlation`` is not in [-1, 1].
+
+    Examples
+    --------
+    >>> moved = np.array([0.1, 0.2, 0.15, 0.4])
+    >>> setting = moved[:, None] + moved[None, :]  # apart as far as both moved
+    >>> np.fill_diagonal(setting, 0.1)
+    >>> distances = GalleryDistances(np.full((4, 2), 0.05), np.diag(setting), setting)
+    >>> gallery_readings(distances, moved).holds.tolist()
+    ['holds', 'holds', 'does not hold', 'holds', 'holds']
+    """
+    matrix = np.asarray(distances.setting, dtype=float)  # (n_settings, n_settings)
+    moved = np.asarray(moved, dtype=float)  # (n_settings,)
+    if matrix.ndim != 2 or len(matrix) < 4 or moved.shape != (len(matrix),):
+        raise ValueError(
+            f"distances.setting has shape {matrix.shape!r} and moved {moved.shape!r}; "
+            "expected (n_settings, n_settings) and (n_settings,) with n_settings >= 4"
+        )
+    if not -1 <= min_correlation <= 1:
+        raise ValueError(
+            f"min_correlation={min_correlation!r} is not valid; expected a number "
+            "in [-1, 1]"
+        )
+    levels = list(distances.summary().values())
+    pairs = list(combinations(range(len(matrix)), 2))
+    between = np.array([matrix[i, j] for i, j in pairs])  # (n_pairs,)
+    total = np.array([moved[i] + moved[j] for i, j in pairs])  # (n_pairs,)
+    nearest = pairs[int(np.argmin(between))]
+    least = tuple(sorted(np.argsort(moved)[:2].tolist()))
+    rho = float(spearmanr(between, total).statistic)
+    rows = [
+        ("permutations change less than seeds", levels[0] < levels[1],
+         f"{levels[0]:.4f} vs {levels[1]:.4f}"),
+        ("seeds change less than settings", levels[1] < levels[2],
+         f"{levels[1]:.4f} vs {levels[2]:.4f}"),
+        ("settings 2 and 4 closer than 1 and 3 (paper)", matrix[1, 3] < matrix[0, 2],
+         f"d(2, 4) = {matrix[1, 3]:.4f}, d(1, 3) = {matrix[0, 2]:.4f}"),
+        ("nearest pair of settings moved least (alternative)", nearest == least,
+         f"nearest: {nearest[0] + 1} and {nearest[1] + 1}; moved least: "
+         f"{least[0] + 1} and {least[1] + 1}"),
+        ("settings that moved less are closer (alternative)", rho >= min_correlation,
+         f"Spearman {rho:.2f} over {len(pairs)} pairs, needs {min_correlation}"),
+    ]  # fmt: skip
+    return pd.DataFrame(
+        [(reading, numbers, _verdict(holds)) for reading, holds, numbers in rows],
+        columns=["reading", "numbers", "holds"],
+    )
 
 
 def distance_to_final(descriptors: np.ndarray) -> np.ndarray:

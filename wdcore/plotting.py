@@ -166,11 +166,16 @@ def plot_descriptor_grid(
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     value_range: float | None = None,
+    norm: Normalize | None = None,
     density: bool = False,
     cmap: str = DESCRIPTOR_CMAP,
     panel_size: float = 1.8,
 ) -> tuple[Figure, np.ndarray]:
     """Draw a grid of descriptors with one shared log colour scale and a colorbar.
+
+    By default the scale covers the grid's own values; pass ``norm`` (e.g. a
+    :func:`descriptor_norm` of every descriptor of a chapter) to give several
+    figures one scale.
 
     Parameters
     ----------
@@ -181,6 +186,9 @@ def plot_descriptor_grid(
         One label per row (left) and per column (top).
     value_range : float, optional
         Shared ``r`` of the bins, for weight-value tick labels.
+    norm : matplotlib.colors.Normalize, optional
+        Colour scale of every panel; by default a :func:`descriptor_norm` of
+        the grid. Values outside it take the colormap's end colours.
     density : bool, default=False
         Colour fraction times ``B``; use it when cells differ in ``B``.
     cmap : str, default="viridis"
@@ -207,6 +215,11 @@ def plot_descriptor_grid(
     ...                                  col_labels=["x", "y", "z"])
     >>> axes.shape
     (2, 3)
+    >>> wide = descriptor_norm([np.array([[0.001, 0.999]])])
+    >>> fig, axes = plot_descriptor_grid(grid, row_labels=["a", "b"],
+    ...                                  col_labels=["x", "y", "z"], norm=wide)
+    >>> float(axes[1, 2].images[0].norm.vmin)
+    0.001
     """
     rows = [list(row) for row in descriptors]
     n_rows, n_cols = len(rows), len(rows[0]) if rows else 0
@@ -219,7 +232,8 @@ def plot_descriptor_grid(
             f"got {len(row_labels)} row_labels and {len(col_labels)} col_labels for "
             f"a {n_rows} x {n_cols} grid; expected one label per row and column"
         )
-    norm = descriptor_norm([cell for row in rows for cell in row], density=density)
+    cells = [cell for row in rows for cell in row]
+    norm = descriptor_norm(cells, density=density) if norm is None else norm
     fig, axes = plt.subplots(
         n_rows,
         n_cols,

@@ -8,17 +8,21 @@ rebuild Table 1 of the supplement on our zoo:
 2. :func:`fit_representations` fits global statistics, raw subsets, PCA,
    random projections and MI-WD (contiguous and layer-exact) at several sizes;
    :func:`apply_representations` maps weight vectors through them.
-3. :func:`intra_inter_ratio` and :func:`ratio_table` measure how far a permuted
-   copy moves relative to other networks; :func:`informativeness_table` scores
-   how well a linear probe predicts hyperparameters from a representation.
-4. :func:`load_paper_table`, :func:`merge_with_paper` and
-   :func:`compare_with_paper` put our numbers beside the paper's and check its
-   reading of the table; :func:`plot_tradeoff` draws invariance against
-   informativeness.
+3. :func:`intra_inter_distances`, :func:`intra_inter_ratio` and
+   :func:`ratio_table` measure how far a permuted copy moves relative to other
+   networks; :func:`informativeness_table` scores how well a linear probe
+   predicts hyperparameters from a representation.
+4. :func:`load_paper_table`, :func:`merge_with_paper`,
+   :func:`compare_with_paper` and :func:`compare_choices` put our numbers beside
+   the paper's and check its reading of the table under several choices;
+   :func:`read_informativeness` reads the probe's table and
+   :func:`plot_tradeoff` draws invariance against informativeness.
 
 Known limitations: the ratio is undefined (NaN, with
 :class:`UndefinedRatioWarning`) when all models share one representation; the
-informativeness probe is linear and needs ``cv`` members in every class.
+informativeness probe is linear and needs ``cv`` members in every class, and
+with more features than networks it can fit noise, so a low accuracy there is
+a lower bound on what the representation holds.
 """
 
 from __future__ import annotations
@@ -45,14 +49,18 @@ __all__ = [
     "METRICS",
     "REPRESENTATIONS",
     "Informativeness",
+    "OutputChangeError",
     "PermutedWeights",
+    "READINGS",
     "VERDICTS",
     "UndefinedRatioWarning",
     "apply_representations",
+    "compare_choices",
     "compare_with_paper",
     "fit_representations",
     "informativeness",
     "informativeness_table",
+    "intra_inter_distances",
     "intra_inter_ratio",
     "load_paper_table",
     "measure_output_change",
@@ -60,6 +68,7 @@ __all__ = [
     "permute_models",
     "plot_tradeoff",
     "ratio_table",
+    "read_informativeness",
 ]
 
 METRICS = ("euclidean", "cosine")
@@ -80,15 +89,63 @@ class UndefinedRatioWarning(RuntimeWarning):
     """A model's inter distance is zero, so its intra/inter ratio is undefined."""
 
 
+class OutputChangeError(RuntimeError):
+    """A permuted copy changed a network's outputs by more than rounding.
+
+    Raised by :func:`permute_models` when ``max_output_change`` is exceeded,
+    which points to a wrong permutation rather than float rounding.
+
+    Examples
+    --------
+    >>> issubclass(OutputChangeError, RuntimeError)
+    True
+    """
+
+
 class Informativeness(NamedTuple):
-    """Cross-validated accuracy of a probe and the majority-class rate."""
+    """Cross-validated accuracy of a probe and the majority-class rate.
+
+    Returned by :func:`informativeness`.
+
+    Attributes
+    ----------
+    accuracy : float
+        Mean fraction of correct predictions over the cross-validation folds.
+    chance : float
+        Fraction of the most common label: the accuracy of always guessing it.
+
+    Examples
+    --------
+    >>> score = Informativeness(accuracy=0.8, chance=0.5)
+    >>> round(score.accuracy - score.chance, 2)
+    0.3
+    """
 
     accuracy: float
     chance: float
 
 
 class PermutedWeights(NamedTuple):
-    """Weight vectors of a set of models and of random permutations of each."""
+    """Weight vectors of a set of models and of random permutations of each.
+
+    Returned by :func:`permute_models`.
+
+    Attributes
+    ----------
+    original : ndarray of shape (n_models, n_weights)
+        Weight vector of every model.
+    permuted : ndarray of shape (n_models, n_permutations, n_weights)
+        Weight vectors of its permuted copies.
+    output_change : ndarray of shape (n_models, n_permutations)
+        Relative output change of every copy (:func:`measure_output_change`).
+
+    Examples
+    --------
+    >>> weights = PermutedWeights(np.zeros((2, 5)), np.zeros((2, 3, 5)),
+    ...                           np.zeros((2, 3)))
+    >>> weights.permuted.shape[1]  # permutations per model
+    3
+    """
 
     original: np.ndarray
     permuted: np.ndarray
@@ -141,6 +198,65 @@ def _check_representations(original, permuted, metric: str):
     return original, permuted
 
 
+def intra_inter_distances(
+    original: np.ndarray,
+    permuted: np.ndarray,
+    *,
+    metric: str = "euclidean",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Intra and inter distance of every model, the two halves of the ratio.
+
+    For model ``i`` the intra distance is the mean distance from
+    ``original[i]`` to its permuted copies ``permuted[i, k]``, and the inter
+    distance is the mean distance from ``original[i]`` to ``original[j]`` over
+    all other models ``j != i`` (chapter 4, supplement Table 1).
+
+    Parameters
+    ----------
+    original : array-like of shape (n_models, d)
+        Representation of every model, ``n_models >= 2``.
+    permuted : array-like of shape (n_models, n_perms, d)
+        Representation of ``n_perms >= 1`` permuted copies of every model.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Distance between two representations; ``"cosine"`` is one minus the
+        cosine similarity and needs nonzero vectors.
+
+    Returns
+    -------
+    intra : ndarray of shape (n_models,)
+        Mean distance of each model to its permuted copies.
+    inter : ndarray of shape (n_models,)
+        Mean distance of each model to the other models.
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` is unknown, the shapes do not match, there are fewer than
+        two models, a value is not finite, or a vector is zero with
+        ``metric="cosine"``.
+
+    Examples
+    --------
+    >>> original = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> permuted = original[:, None, :] + np.array([0.5, 0.0])
+    >>> intra, inter = intra_inter_distances(original, permuted)
+    >>> intra.tolist(), inter.tolist()
+    ([0.5, 0.5, 0.5], [7.5, 5.0, 7.5])
+    """
+    original, permuted = _check_representations(original, permuted, metric)
+    n_models = original.shape[0]
+
+    between = cdist(original, original, metric=metric)  # (n_models, n_models)
+    if metric == "cosine":
+        # Identical vectors give a rounding residue of ~1e-16 instead of 0.
+        between[between < COSINE_TOLERANCE] = 0.0
+    inter = between.sum(axis=1) / (n_models - 1)  # (n_models,)
+    intra = _paired_distances(original[:, None, :], permuted, metric).mean(
+        axis=1
+    )  # (n_models,)
+    return intra, inter
+
+
 def intra_inter_ratio(
     original: np.ndarray,
     permuted: np.ndarray,
@@ -153,7 +269,8 @@ def intra_inter_ratio(
     For model ``i`` the intra distance is the mean distance from
     ``original[i]`` to its permuted copies ``permuted[i, k]``, and the inter
     distance is the mean distance from ``original[i]`` to ``original[j]`` over
-    all other models ``j != i``. The ratio of the two is 0 for a representation
+    all other models ``j != i`` (:func:`intra_inter_distances`). The ratio of
+    the two is 0 for a representation
     that ignores permutations and about 1 for one in which a permuted copy looks
     as different as another model (chapter 4, supplement Table 1).
 
@@ -198,17 +315,8 @@ def intra_inter_ratio(
     >>> intra_inter_ratio(original, original[:, None, :])
     0.0
     """
-    original, permuted = _check_representations(original, permuted, metric)
-    n_models = original.shape[0]
-
-    between = cdist(original, original, metric=metric)  # (n_models, n_models)
-    if metric == "cosine":
-        # Identical vectors give a rounding residue of ~1e-16 instead of 0.
-        between[between < COSINE_TOLERANCE] = 0.0
-    inter = between.sum(axis=1) / (n_models - 1)  # (n_models,)
-    intra = _paired_distances(original[:, None, :], permuted, metric).mean(
-        axis=1
-    )  # (n_models,)
+    intra, inter = intra_inter_distances(original, permuted, metric=metric)
+    n_models = len(intra)
 
     undefined = inter == 0
     if undefined.any():
@@ -230,6 +338,7 @@ def ratio_table(
     permuted: Mapping[tuple[str, int], np.ndarray],
     *,
     metric: str = "euclidean",
+    distances: bool = False,
 ) -> pd.DataFrame:
     """Intra/inter ratio of every representation, as a long table.
 
@@ -241,11 +350,16 @@ def ratio_table(
         Representations of their permuted copies, with the same keys.
     metric : {"euclidean", "cosine"}, default="euclidean"
         Passed to :func:`intra_inter_ratio`.
+    distances : bool, default=False
+        Add the columns ``intra`` and ``inter``: the two distances of
+        :func:`intra_inter_distances`, each averaged over models. The ratio is
+        the mean of per-model ratios, so it need not equal ``intra / inter``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``representation, dim, ratio`` in the order of ``original``.
+        Columns ``representation, dim, ratio`` (then ``intra, inter`` if
+        ``distances``) in the order of ``original``.
 
     Raises
     ------
@@ -257,17 +371,26 @@ def ratio_table(
     >>> original = {("raw", 2): np.eye(2)}
     >>> ratio_table(original, {("raw", 2): np.eye(2)[:, None, :]}).ratio.tolist()
     [0.0]
+    >>> table = ratio_table(original, {("raw", 2): np.eye(2)[:, None, :] + 0.1},
+    ...                     distances=True)
+    >>> table[["ratio", "intra", "inter"]].round(3).to_dict("records")
+    [{'ratio': 0.1, 'intra': 0.141, 'inter': 1.414}]
     """
     if list(original) != list(permuted):
         raise ValueError(
             f"original has keys {list(original)!r} but permuted has "
             f"{list(permuted)!r}; expected the same keys"
         )
-    rows = [
-        (name, dim, intra_inter_ratio(values, permuted[(name, dim)], metric=metric))
-        for (name, dim), values in original.items()
-    ]
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    rows = []
+    for (name, dim), values in original.items():
+        copies = permuted[(name, dim)]
+        row = [name, dim, intra_inter_ratio(values, copies, metric=metric)]
+        if distances:
+            intra, inter = intra_inter_distances(values, copies, metric=metric)
+            row += [float(intra.mean()), float(inter.mean())]
+        rows.append(row)
+    columns = [*TABLE_COLUMNS, "intra", "inter"] if distances else TABLE_COLUMNS
+    return pd.DataFrame(rows, columns=list(columns))
 
 
 # --------------------------------------------------------------------------
@@ -357,11 +480,36 @@ def measure_output_change(
     return np.asarray(changes)  # (n_state_dicts,)
 
 
+def _check_permute_options(models, inputs, n_permutations, max_output_change):
+    """Validate the arguments of :func:`permute_models`."""
+    if len(models) == 0 or len(inputs) != len(models):
+        raise ValueError(
+            f"got {len(models)} models and {len(inputs)} input batches; expected "
+            "at least one model and one batch per model"
+        )
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int):
+        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
+    if max_output_change is None:
+        return
+    number = isinstance(max_output_change, (int, float)) and not isinstance(
+        max_output_change, bool
+    )
+    if not number or not max_output_change >= 0:
+        raise ValueError(
+            f"max_output_change={max_output_change!r} is not valid; expected None "
+            "or a non-negative number"
+        )
+
+
 def permute_models(
     models: Sequence[torch.nn.Module],
     inputs: Sequence[torch.Tensor],
     *,
     n_permutations: int = 10,
+    dtype: torch.dtype = torch.float64,
+    max_output_change: float | None = None,
     random_state: RandomState = None,
     progress: bool = False,
 ) -> PermutedWeights:
@@ -369,7 +517,9 @@ def permute_models(
 
     Each permuted copy is made on the state dict
     (:func:`wdcore.permutations.permute_state_dict`) and checked with
-    :func:`measure_output_change` on the model's own batch of inputs.
+    :func:`measure_output_change` on the model's own batch of inputs. With
+    ``max_output_change`` a copy that changes the outputs by more stops the
+    run, so a wrong permutation cannot pass unnoticed.
 
     Parameters
     ----------
@@ -380,6 +530,12 @@ def permute_models(
         One input batch per model, e.g. test images of its dataset.
     n_permutations : int, default=10
         Random permutations per model.
+    dtype : torch.dtype, default=torch.float64
+        Floating-point type of the output check (see
+        :func:`measure_output_change`).
+    max_output_change : float, optional
+        Largest relative output change a permuted copy may cause; None checks
+        nothing.
     random_state : None, int or numpy.random.Generator, default=None
         Source of the permutations.
     progress : bool, default=False
@@ -396,8 +552,11 @@ def permute_models(
     ------
     ValueError
         If there are no models, ``inputs`` has another length, or
-        ``n_permutations`` is not a positive int, or weight vectors differ in
-        length.
+        ``n_permutations`` is not a positive int, ``max_output_change`` is not
+        a non-negative number, or weight vectors differ in length.
+    OutputChangeError
+        If a permuted copy changes its model's outputs by more than
+        ``max_output_change``.
 
     Examples
     --------
@@ -411,26 +570,25 @@ def permute_models(
     from wdcore.descriptors import weight_vector
     from wdcore.permutations import permutation_spec, permute_state_dict
 
-    if len(models) == 0 or len(inputs) != len(models):
-        raise ValueError(
-            f"got {len(models)} models and {len(inputs)} input batches; expected "
-            "at least one model and one batch per model"
-        )
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int):
-        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations={n_permutations!r} is not a positive int")
+    _check_permute_options(models, inputs, n_permutations, max_output_change)
     rng = check_random_state(random_state)
     original, permuted, changes = [], [], []
-    for model, batch in tqdm(
-        list(zip(models, inputs, strict=True)), disable=not progress, desc="permute"
+    pairs = list(zip(models, inputs, strict=True))
+    for index, (model, batch) in enumerate(
+        tqdm(pairs, disable=not progress, desc="permute")
     ):
         state_dict, spec = model.state_dict(), permutation_spec(model)
         copies = [
             permute_state_dict(state_dict, spec, random_state=rng)
             for _ in range(n_permutations)
         ]
-        changes.append(measure_output_change(model, copies, batch))
+        changes.append(measure_output_change(model, copies, batch, dtype=dtype))
+        if max_output_change is not None and changes[-1].max() > max_output_change:
+            raise OutputChangeError(
+                f"a permuted copy of model {index} changed its outputs by "
+                f"{changes[-1].max():.1e} (relative); expected at most "
+                f"max_output_change={max_output_change!r}"
+            )
         original.append(weight_vector(state_dict))  # (n_weights,)
         permuted.append(np.stack([weight_vector(copy) for copy in copies]))
     if len({len(weights) for weights in original}) != 1:
@@ -940,26 +1098,38 @@ def _mean_scores(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _global_stats_less_informative(
-    scores: pd.DataFrame, margin: float
+    scores: pd.DataFrame, margin: float, *, same_size: bool = False
 ) -> tuple[str, str]:
-    """MI-WD beats chance and global statistics, each by at least ``margin``."""
+    """MI-WD (best size, or global statistics' size) beats chance and global stats."""
     means = _mean_scores(scores).set_index("representation")
     if not {"global_stats", "mi_wd"} <= set(means.index):
         return "not checked", "global_stats or mi_wd was not scored"
-    stats = float(means.loc[["global_stats"], "accuracy"].max())
-    best = means.loc[["mi_wd"]].sort_values("accuracy").iloc[-1]
+    stats = means.loc[["global_stats"]].sort_values("accuracy").iloc[-1]
+    mi_wd = means.loc[["mi_wd"]]
+    if same_size:
+        mi_wd = mi_wd[mi_wd.dim == stats.dim]
+        if mi_wd.empty:
+            return "not checked", f"mi_wd was not scored at {int(stats.dim)} dims"
+    best = mi_wd.sort_values("accuracy").iloc[-1]
     chance = float(means.chance.mean())
     text = (
-        f"mean accuracy {stats:.2f} vs mi_wd {best.accuracy:.2f} "
+        f"mean accuracy {stats.accuracy:.2f} vs mi_wd {best.accuracy:.2f} "
         f"({int(best.dim)} dims); chance {chance:.2f}; margin {margin:.2f}"
     )
-    if max(stats, best.accuracy) < chance + margin:
+    if max(stats.accuracy, best.accuracy) < chance + margin:
         return "inconclusive", f"{text}; neither beats chance"
-    if best.accuracy >= max(chance, stats) + margin:
+    if best.accuracy >= max(chance, stats.accuracy) + margin:
         return "yes", text
-    if stats >= best.accuracy:
+    if stats.accuracy >= best.accuracy:
         return "no", text
     return "inconclusive", f"{text}; mi_wd leads by less than the margin"
+
+
+def _check_margin(margin: object) -> None:
+    """Raise unless ``margin`` is a number in [0, 1)."""
+    number = isinstance(margin, (int, float)) and not isinstance(margin, bool)
+    if not number or not 0 <= margin < 1:
+        raise ValueError(f"margin={margin!r} is not valid; expected a float in [0, 1)")
 
 
 def _verdict(holds: bool | None) -> str:
@@ -983,15 +1153,16 @@ def compare_with_paper(
     Sizes missing from a table are skipped, so a finding about "the two
     largest sizes" uses the two largest sizes that table has.
 
-    With ``scores``, a last row checks the paper's remark that global
-    statistics carry too little information, which it states without numbers.
-    Accuracies and chance levels are averaged over the scored hyperparameters,
-    and MI-WD is its best size. The remark holds ("yes") when MI-WD beats both
-    chance and global statistics by at least ``margin``; it fails ("no") when
-    global statistics score at least as high as MI-WD; it is "inconclusive"
-    when neither beats chance by ``margin`` (the probe learned nothing, so it
-    cannot rank them) or when MI-WD leads global statistics by less than
-    ``margin``.
+    With ``scores``, two last rows check the paper's remark that global
+    statistics carry too little information, which it states without numbers:
+    once against MI-WD at its best size, and once against MI-WD at the size of
+    global statistics (16 dims), where both keep equally many numbers.
+    Accuracies and chance levels are averaged over the scored hyperparameters.
+    The remark holds ("yes") when MI-WD beats both chance and global
+    statistics by at least ``margin``; it fails ("no") when global statistics
+    score at least as high as MI-WD; it is "inconclusive" when neither beats
+    chance by ``margin`` (the probe learned nothing, so it cannot rank them)
+    or when MI-WD leads global statistics by less than ``margin``.
 
     Parameters
     ----------
@@ -1006,9 +1177,10 @@ def compare_with_paper(
     Returns
     -------
     pandas.DataFrame
-        Columns ``finding, paper, ours, holds``, one row per finding;
-        ``holds`` is one of :data:`VERDICTS`: "yes", "no", "inconclusive" or
-        "not checked" (a representation or size is missing from ``ours``).
+        Columns ``finding, paper, ours, holds``, one row per finding (two more
+        with ``scores``); ``holds`` is one of :data:`VERDICTS`: "yes", "no",
+        "inconclusive" or "not checked" (a representation or size is missing
+        from ``ours``).
 
     Raises
     ------
@@ -1023,20 +1195,245 @@ def compare_with_paper(
     ['yes', 'yes', 'yes', 'yes', 'yes']
     """
     ours, paper = _check_table(ours, "ours"), _check_table(paper, "paper")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
-        raise ValueError(f"margin={margin!r} is not valid; expected a float in [0, 1)")
-    if not 0 <= margin < 1:
-        raise ValueError(f"margin={margin!r} is not valid; expected a float in [0, 1)")
+    _check_margin(margin)
     rows = []
     for finding, check in FINDINGS:
         _, paper_text = check(paper)
         holds, ours_text = check(ours)
         rows.append((finding, paper_text, ours_text, _verdict(holds)))
     if scores is not None:
-        verdict, ours_text = _global_stats_less_informative(scores, margin)
-        finding = "Global statistics carry less information than MI-WD"
-        rows.append((finding, "stated without numbers", ours_text, verdict))
+        for same_size, size in ((False, "at its best size"), (True, "of equal size")):
+            verdict, ours_text = _global_stats_less_informative(
+                scores, margin, same_size=same_size
+            )
+            finding = f"Global statistics carry less information than MI-WD {size}"
+            rows.append((finding, "stated without numbers", ours_text, verdict))
     return pd.DataFrame(rows, columns=["finding", "paper", "ours", "holds"])
+
+
+def compare_choices(
+    tables: Mapping[str, pd.DataFrame], paper: pd.DataFrame
+) -> pd.DataFrame:
+    """Check whether the paper's findings get the same verdict under other choices.
+
+    Each table is one way of computing our ratios (say Euclidean or cosine
+    distance, a shared or a per-model bin range). Every finding of
+    :data:`FINDINGS` is checked on each with :func:`compare_with_paper`; a
+    reading that does not hinge on the choice gets the same verdict from all.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Name of each choice to its long ratio table (columns
+        ``representation, dim, ratio``); at least two.
+    paper : pandas.DataFrame
+        The paper's table, e.g. :func:`load_paper_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by finding, one column of verdicts per table and ``same``
+        (True where every table gets the same verdict).
+
+    Raises
+    ------
+    ValueError
+        If fewer than two tables are given, or as :func:`compare_with_paper`.
+
+    Examples
+    --------
+    >>> paper = load_paper_table()
+    >>> doubled = paper.assign(ratio=2 * paper.ratio)  # same order, other levels
+    >>> bool(compare_choices({"paper": paper, "doubled": doubled}, paper).same.all())
+    True
+    """
+    if len(tables) < 2:
+        raise ValueError(
+            f"tables has {len(tables)} entries; expected at least two choices to "
+            "compare"
+        )
+    verdicts = pd.DataFrame(
+        {
+            name: compare_with_paper(table, paper).set_index("finding").holds
+            for name, table in tables.items()
+        }
+    )
+    return verdicts.assign(same=verdicts.nunique(axis=1) == 1)
+
+
+# --------------------------------------------------------------------------
+# What the informativeness table says beyond the paper
+# --------------------------------------------------------------------------
+
+_BASELINES = ("raw", "pca", "random_projection")
+
+
+def _lead(first: float, second: float, margin: float, chance: float = -np.inf):
+    """ "yes" if ``first`` leads by ``margin``, "no" if it trails by it.
+
+    Neither leads ("inconclusive") if neither beats ``chance`` by ``margin``.
+    """
+    if max(first, second) < chance + margin:
+        return "inconclusive"
+    if first >= second + margin:
+        return "yes"
+    return "no" if second >= first + margin else "inconclusive"
+
+
+def _stats_beat_baselines(means, scores, margin, n_models):
+    """Global statistics beat every size of raw, PCA and random projection."""
+    rows = means[means.representation.isin(_BASELINES)]
+    if "global_stats" not in set(means.representation) or rows.empty:
+        return "not checked", "global_stats or the baselines were not scored"
+    stats = means[means.representation == "global_stats"].iloc[0]
+    best = rows.loc[rows.accuracy.idxmax()]
+    text = (
+        f"{stats.accuracy:.2f} vs best baseline {best.representation} "
+        f"{int(best.dim)} {best.accuracy:.2f}; chance {stats.chance:.2f}"
+    )
+    return _lead(stats.accuracy, best.accuracy, margin, stats.chance), text
+
+
+def _stats_lead_per_hyperparameter(means, scores, margin, n_models):
+    """Global statistics lead equal-size MI-WD on more hyperparameters than not."""
+    if not {"global_stats", "mi_wd"} <= set(means.representation):
+        return "not checked", "global_stats or mi_wd was not scored"
+    dim = int(means[means.representation == "global_stats"].dim.min())
+    scored = scores.dropna(subset=["accuracy"])
+    wide = scored.pivot_table(
+        index="hyperparameter", columns=["representation", "dim"], values="accuracy"
+    )
+    if ("mi_wd", dim) not in wide.columns:
+        return "not checked", f"mi_wd was not scored at {dim} dims"
+    pairs = wide[[("global_stats", dim), ("mi_wd", dim)]].dropna()
+    chance = scored.groupby("hyperparameter").chance.first()
+    groups = {"ahead": [], "behind": [], "within the margin or at chance": []}
+    for name, (stats, mi_wd) in pairs.iterrows():
+        lead = _lead(stats, mi_wd, margin, chance[name])
+        key = {"yes": "ahead", "no": "behind"}.get(lead, list(groups)[-1])
+        groups[key].append(f"{name} {stats:.2f} vs {mi_wd:.2f}")
+    text = "; ".join(f"{key}: {', '.join(g) or 'none'}" for key, g in groups.items())
+    verdict = _lead(len(groups["ahead"]), len(groups["behind"]), 1)
+    return verdict, f"{dim} dims, {text}"
+
+
+def _mi_wd_grows(means, scores, margin, n_models):
+    """MI-WD's mean accuracy rises from its smallest to its largest size."""
+    rows = means[means.representation == "mi_wd"].sort_values("dim")
+    if len(rows) < 2:
+        return "not checked", "fewer than two MI-WD sizes"
+    text = ", ".join(f"{int(r.dim)}: {r.accuracy:.2f}" for r in rows.itertuples())
+    text += f"; chance {rows.chance.iloc[0]:.2f}"
+    stats = means[means.representation == "global_stats"].accuracy
+    if not stats.empty:
+        floor = np.maximum(float(stats.max()), rows.chance) + margin
+        ahead = rows[rows.accuracy >= floor]
+        first = f"{int(ahead.dim.iloc[0])} dims" if len(ahead) else "none"
+        text += f"; first size ahead of global_stats and chance by the margin: {first}"
+    last, first_row = rows.iloc[-1], rows.iloc[0]
+    return _lead(last.accuracy, first_row.accuracy, margin, last.chance), text
+
+
+def _nested_loses(means, scores, margin, n_models):
+    """PCA, whose larger sizes contain the smaller ones, loses accuracy as it grows."""
+    rows = means[means.representation == "pca"].sort_values("dim")
+    if len(rows) < 2:
+        return "not checked", "fewer than two PCA sizes"
+    largest, smaller = rows.iloc[-1], rows.iloc[:-1]
+    best = smaller.loc[smaller.accuracy.idxmax()]
+    text = (
+        f"pca {int(largest.dim)} dims {largest.accuracy:.2f} vs {int(best.dim)} dims "
+        f"{best.accuracy:.2f}; chance {largest.chance:.2f}; {n_models} networks"
+    )
+    return _lead(best.accuracy, largest.accuracy, margin, largest.chance), text
+
+
+def _all_beat_chance(means, scores, margin, n_models):
+    """Every representation's mean accuracy beats chance by the margin."""
+    near = means[means.accuracy < means.chance + margin]
+    if near.empty:
+        return "yes", "all do"
+    text = ", ".join(
+        f"{row.representation} {int(row.dim)} ({row.accuracy:.2f} vs {row.chance:.2f})"
+        for row in near.itertuples()
+    )
+    n_wide = int((near.dim > n_models).sum())
+    return "no", (
+        f"near chance: {text}; {n_wide} of these {len(near)} have more features "
+        f"than the {n_models} networks"
+    )
+
+
+READINGS: tuple[tuple[str, Callable], ...] = (
+    ("Global statistics beat every raw, PCA and projection size",
+     _stats_beat_baselines),
+    ("Global statistics beat MI-WD of equal size on most hyperparameters",
+     _stats_lead_per_hyperparameter),
+    ("MI-WD gains information as it grows", _mi_wd_grows),
+    ("PCA loses accuracy at its largest size although it keeps the smaller sizes",
+     _nested_loses),
+    ("Every representation beats chance", _all_beat_chance),
+)  # fmt: skip
+
+
+def read_informativeness(
+    scores: pd.DataFrame, *, n_models: int, margin: float = 0.05
+) -> pd.DataFrame:
+    """Read the informativeness table: who beats whom, and where the probe fails.
+
+    Each reading in :data:`READINGS` is checked on ``scores``. Mean accuracies
+    are averaged over the scored hyperparameters. One representation beats
+    another ("yes") when it scores at least ``margin`` higher, loses ("no")
+    when it scores at least ``margin`` lower, and the reading is
+    "inconclusive" in between, or when neither beats chance by ``margin`` (the
+    probe learned nothing, so it cannot rank them). The per-hyperparameter
+    reading counts the hyperparameters on which each side leads by ``margin``.
+
+    PCA's larger sizes keep the leading components of the smaller ones, so
+    they hold at least the same information: if its accuracy falls as it
+    grows, the probe failed (typically when features outnumber networks and
+    standardized noise components are fitted), not the representation.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        From :func:`informativeness_table`.
+    n_models : int
+        Number of networks the probe was trained on, quoted beside sizes that
+        exceed it.
+    margin : float, default=0.05
+        Accuracy (fraction correct) one side must lead by.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reading, numbers, holds``; ``holds`` is one of
+        :data:`VERDICTS`.
+
+    Raises
+    ------
+    ValueError
+        If ``scores`` lacks a column, ``n_models`` is not a positive int or
+        ``margin`` is not a number in [0, 1).
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({
+    ...     "representation": ["global_stats", "mi_wd", "mi_wd", "pca", "pca"],
+    ...     "dim": [16, 16, 64, 16, 64], "hyperparameter": "optimizer",
+    ...     "accuracy": [0.7, 0.5, 0.9, 0.6, 0.4], "chance": 0.4})
+    >>> read_informativeness(scores, n_models=50).holds.tolist()
+    ['yes', 'yes', 'yes', 'yes', 'no']
+    """
+    means = _mean_scores(scores)
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
+        raise ValueError(f"n_models={n_models!r} is not valid; expected an int >= 1")
+    _check_margin(margin)
+    rows = []
+    for reading, check in READINGS:
+        verdict, text = check(means, scores, margin, n_models)
+        rows.append((reading, text, verdict))
+    return pd.DataFrame(rows, columns=["reading", "numbers", "holds"])
 
 
 # --------------------------------------------------------------------------
