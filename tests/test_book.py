@@ -436,7 +436,7 @@ def test_stopping_the_runner_stops_papermill_and_the_kernel(tmp_path, signum):
     command = [sys.executable, str(ROOT / "tools" / "book.py")]
     command += ["--build-dir", str(tmp_path / "build"), "execute", str(path)]
     runner = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 90
@@ -447,15 +447,57 @@ def test_stopping_the_runner_stops_papermill_and_the_kernel(tmp_path, signum):
         kernel, papermill = map(int, marker.read_text().split())
 
         runner.send_signal(signum)
-        returncode = runner.wait(timeout=30)
+        _, error = runner.communicate(timeout=30)
     finally:
         runner.kill()
         runner.wait()
 
-    assert returncode != 0
-    if signum == signal.SIGTERM:
-        assert returncode == 128 + signal.SIGTERM
+    # Regression: Ctrl-C printed a KeyboardInterrupt traceback from book.py.
+    assert runner.returncode == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
+    cause = "interrupted" if signum == signal.SIGINT else "interrupted by SIGTERM"
+    assert error == f"{cause}: stopped sleepy.ipynb; it has no executed copy yet\n"
     check_process_gone(papermill)
     check_process_gone(kernel)
     executed = tmp_path / "build" / "executed"
     assert not (executed / "sleepy.ipynb").exists(), "half a notebook would be staged"
+
+
+@pytest.mark.parametrize(
+    ("stop", "status", "cause"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (book.SignalExit(128 + signal.SIGTERM), 143, "interrupted by SIGTERM"),
+    ],
+)
+@pytest.mark.parametrize("executed_before", [False, True])
+def test_an_interrupted_notebook_is_named_in_one_line(
+    tmp_path, monkeypatch, capsys, stop, status, cause, executed_before
+):
+    notebook = tmp_path / "chapter.ipynb"
+    nbformat.write(make_notebook("quick = False"), notebook)
+    build = tmp_path / "build"
+    if executed_before:
+        (build / "executed").mkdir(parents=True)
+        (build / "executed" / "chapter.ipynb").write_text("{}")
+
+    def interrupted(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(book, "execute_notebook", interrupted)
+    assert book.main(["--build-dir", str(build), "execute", str(notebook)]) == status
+    kept = (
+        "its previous executed copy is kept"
+        if executed_before
+        else "it has no executed copy yet"
+    )
+    assert capsys.readouterr().err == f"{cause}: stopped chapter.ipynb; {kept}\n"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_an_interrupt_of_another_command_is_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted(build):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(book, "stage_book", interrupted)
+    assert book.main(["--build-dir", str(tmp_path), "stage"]) == 130
+    assert capsys.readouterr().err == "interrupted: stopped the 'stage' command\n"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -721,17 +724,59 @@ def test_describe_reports_errors(tmp_path, monkeypatch, capsys, argv_tail, messa
     assert message in capsys.readouterr().err
 
 
+def test_describe_says_what_it_wrote(tmp_path, capsys):
+    """Regression: a successful run printed nothing."""
+    checkpoint = make_checkpoint(tmp_path)
+    out = tmp_path / "d.png"
+    assert main_describe([checkpoint, "--size", "4x8", "--out", str(out)]) == 0
+    assert re.fullmatch(
+        rf"wrote the 4x8 descriptor of {re.escape(checkpoint)} to "
+        rf"{re.escape(str(out))} \(bins span \[-[0-9.e-]+, [0-9.e-]+\]\)\n",
+        capsys.readouterr().out,
+    )
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".NPY"])
+def test_describe_writes_the_named_file(tmp_path, suffix):
+    """np.save appends ".npy" to other names: d.NPY must not become d.NPY.npy."""
+    out = tmp_path / f"d{suffix}"
+    assert main_describe([make_checkpoint(tmp_path), "--out", str(out)]) == 0
+    assert [path.name for path in tmp_path.glob("d.*")] == [out.name]
+    assert np.load(out).shape == (32, 32)
+
+
 def test_describe_missing_file(tmp_path, capsys):
     argv = [str(tmp_path / "no.pt"), "--out", str(tmp_path / "d.npy")]
     assert main_describe(argv) == 1
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("size", ["32y32", "x", "3x3x3"])
-def test_describe_bad_size_is_a_usage_error(tmp_path, size):
+@pytest.mark.parametrize(
+    "size", ["32y32", "x", "3x3x3", "-4x4", "-4", "4x-4", "0x3", "4x0", "4x40000"]
+)
+@pytest.mark.parametrize("joined", [False, True])
+def test_describe_bad_size_is_a_usage_error(tmp_path, capsys, size, joined):
+    """Regression: ``--size -4x4`` gave argparse's "expected one argument"
+    (-4x4 was taken for an option), and ``--size 0x3`` passed the parser."""
+    option = [f"--size={size}"] if joined else ["--size", size]
     with pytest.raises(SystemExit) as exit_info:
-        main_describe(["m.pt", "--size", size, "--out", str(tmp_path / "d.npy")])
+        main_describe(["m.pt", *option, "--out", str(tmp_path / "d.npy")])
     assert exit_info.value.code == 2
+    assert (
+        f"error: argument --size: {size!r} is not valid; expected SxB, S >= 1 "
+        "windows by 1 <= B <= 32767 bins, such as 32x32 (a single number N means "
+        "NxN)\n"
+    ) in capsys.readouterr().err
+
+
+def test_describe_help_states_sizes_and_output_folders(capsys):
+    with pytest.raises(SystemExit, match="0"):
+        main_describe(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "--size SxB" in usage
+    assert "a single number N means NxN (default: 32x32)" in usage
+    assert "missing folders on its path are created" in usage
+    assert "save model.state_dict(), not the whole model" in usage
 
 
 def make_checkpoint(directory) -> str:
@@ -815,7 +860,81 @@ def test_describe_reports_write_failures(tmp_path, monkeypatch, capsys):
     check_one_error_line(capsys, "could not be written: [Errno 28] No space left")
 
 
-def test_describe_creates_missing_output_directories(tmp_path):
+def test_describe_creates_missing_output_directories(tmp_path, capsys):
+    """Regression: missing folders of --out were created without a word."""
     out = tmp_path / "new" / "sub" / "d.npy"
     assert main_describe([make_checkpoint(tmp_path), "--out", str(out)]) == 0
     assert np.load(out).shape == (32, 32)
+    assert capsys.readouterr().out.endswith(
+        f"; created the folder {str(out.parent)!r} for it\n"
+    )
+
+
+def test_describe_creates_no_folder_when_it_fails(tmp_path, capsys):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"hello world")
+    out = tmp_path / "new" / "d.npy"
+    assert main_describe([str(garbage), "--out", str(out)]) == 1
+    check_one_error_line(capsys, "not a readable PyTorch/safetensors checkpoint")
+    assert not out.parent.exists()
+
+
+def test_describe_names_out_when_a_folder_cannot_be_created(
+    tmp_path, monkeypatch, capsys
+):
+    """Regression: --out into a missing folder of a read-only directory gave a
+    bare "error: [Errno 30] Read-only file system: '/tmp/romnt/sub'"."""
+    checkpoint = make_checkpoint(tmp_path)
+    out = tmp_path / "sub" / "d.png"
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert main_describe([checkpoint, "--out", str(out)]) == 1
+    check_one_error_line(
+        capsys,
+        f"error: --out {str(out)!r}: cannot create the folder "
+        f"{str(out.parent)!r} (Read-only file system); expected a writable directory",
+    )
+
+
+def test_describe_checks_the_nearest_existing_folder_of_out(
+    tmp_path, monkeypatch, capsys
+):
+    """A read-only mount refuses the scratch file in the folder that exists."""
+    scratch_folders = []
+
+    def refuse(*args, dir=None, **kwargs):
+        scratch_folders.append(dir)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    checkpoint = make_checkpoint(tmp_path)
+    monkeypatch.setattr("tempfile.TemporaryFile", refuse)
+    out = tmp_path / "sub" / "deeper" / "d.npy"
+    assert main_describe([checkpoint, "--out", str(out)]) == 1
+    check_one_error_line(
+        capsys,
+        f"error: --out {str(out)!r}: cannot create files in {str(tmp_path)!r} "
+        "(Read-only file system); expected a writable directory",
+    )
+    assert scratch_folders == [tmp_path]
+    assert not (tmp_path / "sub").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "held"), [(torch.zeros(3), "Tensor"), ([torch.zeros(3)], "list")]
+)
+def test_describe_names_what_a_checkpoint_must_hold(tmp_path, capsys, content, held):
+    """Regression: a bare saved tensor was said to need "... or an nn.Module",
+    though a whole saved module is refused."""
+    path = tmp_path / "t.pt"
+    torch.save(content, path)
+    assert main_describe([str(path), "--out", str(tmp_path / "d.npy")]) == 1
+    check_one_error_line(
+        capsys,
+        f"checkpoint path={str(path)!r} holds a {held}, not a state dict; expected "
+        "a mapping of tensor names to tensors, possibly under a key such as "
+        "'state_dict'. Save model.state_dict() (a whole model saved with "
+        "torch.save(model) is refused, since loading it needs unpickling)",
+    )

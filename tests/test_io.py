@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from wdcore import io as io_module
 from wdcore.io import (
     DATA_SHA256_KEY,
     CheckpointOrderWarning,
@@ -54,13 +56,70 @@ def test_tied_tensors_can_be_saved(tmp_path):
     assert list(load_state_dict(path)) == ["a", "b"]
 
 
-def test_safetensors_without_order_warns_and_sorts_naturally(tmp_path):
+def test_safetensors_of_a_sequential_without_order_is_read_in_order(tmp_path):
+    """Regression: every plain safetensors file warned that its order was
+    guessed, even where the names of an nn.Sequential fix it."""
     state_dict = make_state_dict()
     path = tmp_path / "plain.safetensors"
     save_file(dict(state_dict), path)
-    with pytest.warns(CheckpointOrderWarning, match="does not record its state-dict"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         loaded = load_state_dict(path)
     check_same(loaded, state_dict)
+
+
+def make_named_model() -> nn.Module:
+    """Submodules named so that alphabetical order is not depth order."""
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    model.classifier = nn.Linear(4, 2)
+    return model
+
+
+def test_safetensors_with_named_submodules_warns_that_order_is_guessed(tmp_path):
+    state_dict = make_named_model().state_dict()
+    path = tmp_path / "named.safetensors"
+    save_file(dict(state_dict), path)
+    with pytest.warns(
+        CheckpointOrderWarning,
+        match=r"does not record the order of its tensors .* the order of "
+        r"'classifier', 'features' cannot be told from their names: .* save "
+        r"model.state_dict\(\) with wdcore.io.save_state_dict or torch.save",
+    ):
+        loaded = load_state_dict(path)
+    assert list(loaded) == natural_key_order(list(state_dict))
+    assert list(loaded)[0] == "classifier.weight"  # the guess is wrong here
+
+
+@pytest.mark.parametrize(
+    ("keys", "ambiguous"),
+    [
+        (["0.weight", "0.bias", "10.0.weight", "10.1.running_var"], []),
+        (["weight", "bias"], []),
+        (["fc.weight", "fc.bias"], []),  # one named module: nothing to swap
+        (["features.0.weight", "head.weight"], ["features", "head"]),
+        (["fc.w", "fc.b"], ["fc.b", "fc.w"]),
+        (["block.scale", "block.0.weight"], ["block.0", "block.scale"]),
+        (["0.weight", "norm.weight"], ["0", "norm"]),
+    ],
+)
+def test_only_names_that_leave_the_order_open_are_ambiguous(keys, ambiguous):
+    assert io_module._ambiguous_siblings(keys) == ambiguous
+
+
+def test_a_file_holding_no_mapping_says_what_it_must_hold(tmp_path):
+    """Regression: a bare saved tensor was said to need "a mapping ... or an
+    nn.Module", though a whole module saved to a file is refused."""
+    path = tmp_path / "t.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(
+        ValueError,
+        match=r"holds a Tensor, not a state dict; expected a mapping of tensor "
+        r"names to tensors, possibly under a key such as 'state_dict'\. Save "
+        r"model\.state_dict\(\) \(a whole model saved with torch\.save\(model\) "
+        r"is refused, since loading it needs unpickling\)",
+    ):
+        load_state_dict(path)
 
 
 def test_natural_key_order():
@@ -229,6 +288,5 @@ def test_safetensors_files_without_checksum_are_read_unchecked(tmp_path):
     content = bytearray(path.read_bytes())
     content[-1] ^= 0x01
     path.write_bytes(bytes(content))
-    with pytest.warns(CheckpointOrderWarning):
-        loaded = load_state_dict(path)
+    loaded = load_state_dict(path)
     assert list(loaded) == natural_key_order(list(state_dict))

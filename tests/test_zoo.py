@@ -20,6 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from wdcore import zoo as zoo_module
+from wdcore.__main__ import main
 from wdcore.architectures import FIXED_ARCHITECTURE
 from wdcore.data import DATASETS
 from wdcore.io import data_sha256, load_state_dict
@@ -28,6 +29,7 @@ from wdcore.zoo import (
     N_SNAPSHOTS,
     OPTIMIZERS,
     CorruptZooFileError,
+    ForeignZooFileError,
     StaleZooFileError,
     ZooWarning,
     check_config,
@@ -629,6 +631,82 @@ def test_load_zoo_reports_missing_directories_and_files(tiny_zoo, tmp_path):
         load_zoo(copy)
 
 
+def test_load_zoo_says_a_file_is_not_a_zoo_directory(tmp_path):
+    """Regression: load_zoo('/tmp/m.pt') said the directory "does not exist"."""
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"not a zoo")
+    with pytest.raises(
+        NotADirectoryError, match=r"directory='.*m\.pt' is a file, not a zoo directory"
+    ):
+        load_zoo(path)
+
+
+def make_foreign_files(directory):
+    """Files that are no zoo files: a checkpoint of one's own saved with
+    safetensors, one named like a model_id, and a garbage file."""
+    tensors = {"fc.weight": torch.ones(2, 2), "fc.bias": torch.zeros(2)}
+    save_file(tensors, Path(directory) / "mine.safetensors")
+    save_file(tensors, Path(directory) / "0123456789ab.safetensors")
+    (Path(directory) / "notes.safetensors").write_bytes(b"not safetensors")
+
+
+def test_files_that_are_not_zoo_files_are_skipped_with_a_warning(tiny_zoo, tmp_path):
+    """Regression: a checkpoint of one's own in a zoo directory made load_zoo
+    call the file corrupted ("format is None") and advise deleting it."""
+    _, zoo = tiny_zoo
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
+    make_foreign_files(tmp_path)
+    message = (
+        "ignoring 0123456789ab.safetensors, mine.safetensors, notes.safetensors: "
+        "not wdcore zoo files .* move such files out of the zoo directory"
+    )
+
+    with pytest.warns(ZooWarning, match=message):
+        opened = load_zoo(tmp_path)
+    assert sorted(opened.model_ids) == sorted(zoo.model_ids)
+    index = (tmp_path / "index.json").read_bytes()
+    with pytest.warns(ZooWarning, match=message):
+        assert len(load_zoo(tmp_path)) == len(zoo)
+    assert (tmp_path / "index.json").read_bytes() == index  # not rewritten
+
+
+def test_a_foreign_file_with_the_name_of_a_model_to_train_is_refused(tmp_path):
+    config = make_config()
+    path = tmp_path / f"{model_id(config)}.safetensors"
+    save_file({"weight": torch.ones(2)}, path)
+
+    with pytest.raises(
+        ForeignZooFileError,
+        match=r"is not a wdcore zoo file \(its metadata have format None; expected "
+        r"'wdcore.zoo.model/2'\); if it is a checkpoint of your own, move it out",
+    ):
+        train_zoo([config], tmp_path)
+    assert path.exists()  # nothing deleted or overwritten
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error", "match"),
+    [
+        ({"format": None}, ZooWarning, "not wdcore zoo files"),
+        ({"format": "other/1"}, ZooWarning, "not wdcore zoo files"),
+        ({"format": "wdcore.zoo.model/9"}, CorruptZooFileError, "format is 'wdcore"),
+    ],
+)
+def test_format_metadata_tells_foreign_files_from_damaged_ones(
+    tiny_zoo, tmp_path, metadata, error, match
+):
+    _, zoo = tiny_zoo
+    make_rewritten_file(zoo, tmp_path, zoo.model_ids[0], **metadata)
+    if error is ZooWarning:
+        with pytest.warns(ZooWarning, match=match):
+            with pytest.raises(FileNotFoundError, match="holds no model files"):
+                load_zoo(tmp_path)
+    else:
+        with pytest.raises(error, match=match):
+            load_zoo(tmp_path)
+
+
 def test_missing_file_after_loading_is_reported(tiny_zoo, tmp_path):
     _, zoo = tiny_zoo
     name = zoo.model_ids[0]
@@ -975,6 +1053,40 @@ def test_main_train_reports_a_corrupt_file_in_one_line(tmp_path, capsys):
     assert not list(tmp_path.glob("*.safetensors"))[1:]
 
 
+def test_main_train_says_how_many_models_were_trained_and_are_there(
+    tiny_zoo, tmp_path, capsys
+):
+    """Regression: training networks into a directory that held others printed
+    "6 models in DIR" although DIR then held 12. A file of one's own in the
+    directory is named in one warning line, without a Python source line."""
+    _, zoo = tiny_zoo
+    for name in zoo.model_ids:
+        os.link(zoo.path(name), tmp_path / f"{name}.safetensors")
+    save_file({"fc.weight": torch.ones(2)}, tmp_path / "mine.safetensors")
+
+    arguments = [str(tmp_path), "--n", "2", *CLI_ARGS[2:]]
+    assert main(["zoo", "train", *arguments]) == 0
+    captured = capsys.readouterr()
+    assert re.fullmatch(
+        rf"trained 2 new networks \(0 already present\) in [0-9.]+ s; {tmp_path} "
+        r"now holds 6 models; mean test accuracy of the requested 2 networks: "
+        r"[0-9.]+\n",
+        captured.out,
+    )
+    assert captured.err == (
+        f"warning: zoo {str(tmp_path)!r}: ignoring mine.safetensors: not wdcore zoo "
+        "files (zoo files are named <model_id>.safetensors and carry wdcore format "
+        "metadata); move such files out of the zoo directory to silence this "
+        "warning\n"
+    )
+
+    with pytest.warns(ZooWarning, match="ignoring mine.safetensors"):
+        assert main_train(arguments) == 0
+    assert capsys.readouterr().out.startswith(
+        "trained 0 new networks (2 already present) in "
+    )
+
+
 def test_main_train_help_describes_every_option(capsys):
     with pytest.raises(SystemExit, match="0"):
         main_train(["--help"])
@@ -999,7 +1111,8 @@ def test_main_train_reports_an_interrupt_in_one_line(tmp_path, capsys, monkeypat
 
 def test_main_train_stops_on_sigterm(tmp_path, capsys, monkeypatch):
     """Regression: SIGTERM killed the parent without an index and orphaned the
-    workers; it now stops the run like Ctrl-C."""
+    workers; it now stops the run like Ctrl-C. It then exited with 130, the
+    Ctrl-C status, instead of 143."""
 
     def terminated_train_network(config):
         # Without the handler, SIGTERM would end the test session itself.
@@ -1010,8 +1123,11 @@ def test_main_train_stops_on_sigterm(tmp_path, capsys, monkeypatch):
         raise AssertionError("SIGTERM did not interrupt the training")
 
     monkeypatch.setattr(zoo_module, "train_network", terminated_train_network)
-    assert check_main_train_status([str(tmp_path), *CLI_ARGS]) == 130
-    assert capsys.readouterr().err.startswith("interrupted; 0 of 6 models on disk")
+    # 128 + 15, as a shell reports SIGTERM; Ctrl-C gives 130.
+    assert check_main_train_status([str(tmp_path), *CLI_ARGS]) == 143
+    assert capsys.readouterr().err == (
+        "stopped by SIGTERM; 0 of 6 models on disk, rerun the same command to resume\n"
+    )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 

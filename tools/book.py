@@ -13,8 +13,10 @@ so that its quick build never overwrites the full book):
     ``results_dir`` set to ``BUILD_DIR/results``) and write the executed copies to
     ``BUILD_DIR/executed/notebooks``. A failing cell or a cell that runs past the
     timeout stops the run with the notebook's name, the cell's number and its first
-    lines. Ctrl-C or SIGTERM stops papermill and its kernel too. The wall time of
-    every notebook is appended to ``BUILD_DIR/results/timings.csv``.
+    lines. Ctrl-C or SIGTERM stops papermill and its kernel too, keeps the
+    notebook's previous executed copy, says so in one line and exits with 130
+    (143 for SIGTERM). The wall time of every notebook is appended to
+    ``BUILD_DIR/results/timings.csv``.
 ``stage``
     Assemble the book source in ``BUILD_DIR/book``: the configuration, the markdown
     pages, the executed notebooks and the offline copy of MathJax. Fails when a
@@ -83,6 +85,10 @@ CHROMIUM_FLAGS = (
 
 class BookError(RuntimeError):
     """A notebook, the staged book or a built page is not as it must be."""
+
+
+class SignalExit(SystemExit):
+    """SystemExit raised by a termination signal; its code is 128 + the signal."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,12 @@ def stop_notebook(process: subprocess.Popen) -> None:
         process.stderr.close()
 
 
+def executed_copy(notebook: Path, output_dir: Path, cwd: Path = ROOT) -> Path:
+    """Where :func:`execute_notebook` puts the executed copy of ``notebook``."""
+    inside = notebook.is_relative_to(cwd)
+    return output_dir / (notebook.relative_to(cwd) if inside else notebook.name)
+
+
 def execute_notebook(
     notebook: Path,
     *,
@@ -306,8 +318,7 @@ def execute_notebook(
     ``results_dir``, when given, is passed as the notebook's ``results_dir``
     parameter (relative to ``cwd`` when it lies inside it).
     """
-    inside = notebook.is_relative_to(cwd)
-    output = output_dir / (notebook.relative_to(cwd) if inside else notebook.name)
+    output = executed_copy(notebook, output_dir, cwd)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Papermill writes as it goes; the copy replaces ``output`` only once it is
     # complete, so a failed or interrupted run never leaves half a notebook to stage.
@@ -367,13 +378,22 @@ def command_execute(args: argparse.Namespace) -> None:
     notebooks = [Path(name).resolve() for name in args.notebooks] or toc_notebooks()
     for notebook in notebooks:
         print(f"executing {display_path(notebook)} (quick={args.quick})", flush=True)
-        seconds = execute_notebook(
-            notebook,
-            quick=args.quick,
-            timeout=args.timeout,
-            output_dir=build.executed,
-            results_dir=build.results,
-        )
+        try:
+            seconds = execute_notebook(
+                notebook,
+                quick=args.quick,
+                timeout=args.timeout,
+                output_dir=build.executed,
+                results_dir=build.results,
+            )
+        except (KeyboardInterrupt, SignalExit) as stop:
+            kept = executed_copy(notebook, build.executed).exists()
+            stop.stopped = f"stopped {notebook.name}; " + (
+                "its previous executed copy is kept"
+                if kept
+                else "it has no executed copy yet"
+            )
+            raise
         timings = build.results / "timings.csv"
         record_timing(notebook, seconds, quick=args.quick, path=timings)
         print(f"  done in {seconds:.0f} s")
@@ -555,7 +575,22 @@ def command_check(args: argparse.Namespace) -> None:
 
 def exit_on_signal(signum: int, frame: object) -> None:
     """Turn a termination signal into SystemExit, so a running notebook is stopped."""
-    raise SystemExit(128 + signum)
+    raise SignalExit(128 + signum)
+
+
+def report_stop(stop: KeyboardInterrupt | SignalExit, command: str) -> int:
+    """Say in one line what an interrupt stopped; return the exit status.
+
+    The status is 130 for Ctrl-C and 128 + N for signal N (143 for SIGTERM).
+    ``stop.stopped``, when a command set it, says what was stopped.
+    """
+    status = stop.code if isinstance(stop, SignalExit) else 128 + signal.SIGINT
+    cause = "interrupted"
+    if status != 128 + signal.SIGINT:
+        cause += f" by {signal.Signals(status - 128).name}"
+    stopped = getattr(stop, "stopped", f"stopped the {command!r} command")
+    print(f"{cause}: {stopped}", file=sys.stderr)
+    return status
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -581,7 +616,12 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command."""
+    """Parse the command line and run one command; return the exit status.
+
+    0 on success, 1 after a :class:`BookError`, 130 after Ctrl-C and 128 + N
+    after signal N (SIGTERM, SIGHUP); running processes are stopped first, and
+    an interrupt is reported in one line, without a traceback.
+    """
     args = make_parser().parse_args(argv)
     handlers = {
         "mathjax": command_mathjax,
@@ -600,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
     except BookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SignalExit) as stop:
+        return report_stop(stop, args.command)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

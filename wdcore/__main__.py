@@ -7,7 +7,10 @@ descriptor of a checkpoint. ``python -m wdcore COMMAND --help`` lists the option
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 
 USAGE = """usage: python -m wdcore {zoo train,describe} ...
 
@@ -18,12 +21,37 @@ commands:
 HELP_FLAGS = (["-h"], ["--help"])
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """Write a warning as one ``warning:`` line, without Python's source line."""
+    (file or sys.stderr).write(f"warning: {' '.join(str(message).split())}\n")
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show warnings as single ``warning: ...`` lines meanwhile.
+
+    Warning filters (``-W``, ``PYTHONWARNINGS``) still decide which are shown.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``python -m wdcore`` to a subcommand and return its exit status.
 
     ``zoo train`` runs :func:`wdcore.zoo.main_train` and ``describe`` runs
     :func:`wdcore.descriptors.main_describe`; ``-h``/``--help`` prints the
-    usage.
+    usage. Warnings the subcommands raise (such as a guessed tensor order or a
+    file that is not part of a zoo) are written to standard error as one
+    ``warning: ...`` line each, without the Python source line.
 
     Parameters
     ----------
@@ -54,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:2] == ["zoo", "train"]:
         from wdcore.zoo import main_train
 
-        return main_train(argv[2:])
+        with _one_line_warnings():
+            return main_train(argv[2:])
     if argv[:1] == ["describe"]:
         from wdcore.descriptors import main_describe
 
-        return main_describe(argv[1:])
+        with _one_line_warnings():
+            return main_describe(argv[1:])
     if argv[:1] in HELP_FLAGS or (argv[:1] == ["zoo"] and argv[1:2] in HELP_FLAGS):
         sys.stdout.write(USAGE)
         return 0

@@ -30,6 +30,7 @@ import argparse
 import logging
 import numbers
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -1085,32 +1086,68 @@ def mi_wd(
 
 
 def _parse_size(text: str) -> tuple[int, int]:
-    """Parse ``"32x32"`` or ``"32"`` into ``(S, B)`` for argparse."""
-    parts = text.lower().split("x")
-    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
+    """Parse ``"32x32"`` or ``"32"`` (meaning 32x32) into ``(S, B)`` for argparse."""
+    match = re.fullmatch(r"\s*([-+]?\d+)\s*(?:x\s*([-+]?\d+)\s*)?", text.lower())
+    values = [int(value) for value in match.groups() if value] if match else []
+    if not values or values[0] < 1 or not 1 <= values[-1] <= MAX_BINS:
         raise argparse.ArgumentTypeError(
-            f"size {text!r} is not valid; expected SxB such as 32x32"
+            f"{text!r} is not valid; expected SxB, S >= 1 windows by 1 <= B <= "
+            f"{MAX_BINS} bins, such as 32x32 (a single number N means NxN)"
         )
-    values = [int(part) for part in parts]
-    return (values[0], values[-1])
+    return values[0], values[-1]
+
+
+def _attach_negative_sizes(argv: Sequence[str]) -> list[str]:
+    """Join ``--size -4x4`` into ``--size=-4x4``.
+
+    Otherwise argparse takes ``-4x4`` for an option and reports a missing
+    value, instead of the size check saying what a size must be.
+    """
+    joined, index = [], 0
+    while index < len(argv):
+        token = argv[index]
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if token == "--size" and re.match(r"-\d", following):
+            joined.append(f"--size={following}")
+            index += 2
+        else:
+            joined.append(token)
+            index += 1
+    return joined
 
 
 def _describe_parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``python -m wdcore describe``."""
     parser = argparse.ArgumentParser(
         prog="python -m wdcore describe",
-        description="Write the MI-WD descriptor of a PyTorch checkpoint.",
+        description="Write the MI-WD descriptor of a PyTorch checkpoint and say, "
+        "in one line, what was written where.",
     )
-    parser.add_argument("checkpoint", help=".safetensors or .pt/.pth state dict")
+    parser.add_argument(
+        "checkpoint",
+        help=".safetensors or .pt/.pth file holding a state dict (save "
+        "model.state_dict(), not the whole model)",
+    )
     parser.add_argument(
         "--size",
         type=_parse_size,
         default=(32, 32),
-        help="windows x bins, e.g. 32x32 (default)",
+        metavar="SxB",
+        help="S windows (rows, shallow to deep) by B bins, e.g. 8x16; a single "
+        "number N means NxN (default: 32x32)",
     )
     parser.add_argument(
-        "--out", required=True, help="output file: .npy (array) or .png (image)"
+        "--out",
+        required=True,
+        help="output file: .npy (array) or .png (image); missing folders on its "
+        "path are created",
     )
+    _add_descriptor_options(parser)
+    return parser
+
+
+def _add_descriptor_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that choose the range, the windows and the tensors."""
     parser.add_argument(
         "--range",
         type=float,
@@ -1132,7 +1169,6 @@ def _describe_parser() -> argparse.ArgumentParser:
         help="tensors in the weight vector: all float tensors incl. BatchNorm "
         "statistics (default), parameters only, or weights with ndim >= 2",
     )
-    return parser
 
 
 def _write_png(descriptor: np.ndarray, value_range: float, title: str, out: Path):
@@ -1149,51 +1185,93 @@ def _write_png(descriptor: np.ndarray, value_range: float, title: str, out: Path
     figure.savefig(out, dpi=150)
 
 
-def _prepare_output(out: Path) -> None:
-    """Check ``--out`` and create its directory, before any work is done.
+def _prepare_output(out: Path) -> bool:
+    """Check ``--out`` before any work is done; say if folders must be created.
 
-    Raises ValueError (or OSError from the file system) with a message for the
-    command line.
+    Nothing is created yet. Raises ValueError with a message for the command
+    line.
     """
     if out.suffix.lower() not in (".npy", ".png"):
         raise ValueError(f"--out {str(out)!r}: expected a .npy or .png file")
-    if out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a directory; expected a file name")
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
+    try:
+        if out.is_dir():
+            raise ValueError(f"--out {str(out)!r} is a directory; expected a file name")
+        missing = [folder for folder in out.parents if not folder.exists()]
+    except OSError as error:
+        raise ValueError(f"--out {str(out)!r} cannot be checked ({error})") from error
+    existing = missing[-1].parent if missing else out.parent
+    if not existing.is_dir():
         raise ValueError(
-            f"--out {str(out)!r}: {str(ancestor)!r} is not a directory; expected "
+            f"--out {str(out)!r}: {str(existing)!r} is not a directory; expected "
             "the output's parent to be a (possibly new) directory"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     # Creating a scratch file is the one reliable test: permissions, read-only
     # mounts and pseudo file systems such as /proc all show up here.
     try:
-        with tempfile.TemporaryFile(dir=out.parent):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise ValueError(
-            f"--out {str(out)!r}: cannot create files in {str(out.parent)!r} "
+            f"--out {str(out)!r}: cannot create files in {str(existing)!r} "
             f"({error.strerror or type(error).__name__}); expected a writable "
             "directory"
         ) from error
+    return bool(missing)
 
 
 def _write_descriptor(
     descriptor: np.ndarray, value_range: float, title: str, out: Path
 ) -> None:
-    """Save a descriptor as .npy or .png, chosen by the suffix of ``out``."""
-    if out.suffix.lower() == ".npy":
-        np.save(out, descriptor)
-    else:
-        _write_png(descriptor, value_range, title, out)
+    """Create the folders of ``out`` and save the descriptor as .npy or .png.
+
+    Raises ValueError naming ``--out`` and the path when the file system refuses.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        folder = str(error.filename or out.parent)
+        raise ValueError(
+            f"--out {str(out)!r}: cannot create the folder {folder!r} "
+            f"({error.strerror or error}); expected a writable directory"
+        ) from error
+    try:
+        if out.suffix.lower() == ".npy":
+            # An open file, because np.save appends ".npy" to a name ending ".NPY".
+            with open(out, "wb") as handle:
+                np.save(handle, descriptor)
+        else:
+            _write_png(descriptor, value_range, title, out)
+    except OSError as error:
+        raise ValueError(f"--out {str(out)!r} could not be written: {error}") from error
+
+
+def _describe_checkpoint(arguments: argparse.Namespace) -> tuple[np.ndarray, float]:
+    """The descriptor the command line asks for, and the value range it used."""
+    tensors = weight_tensors(arguments.checkpoint, include=arguments.include)
+    weights = np.concatenate(list(tensors.values()))  # (n_weights,)
+    sizes = [len(values) for values in tensors.values()]
+    value_range = arguments.value_range
+    if value_range is None:
+        value_range = default_value_range(weights)
+    descriptor = mi_wd(
+        weights,
+        size=arguments.size,
+        value_range=value_range,
+        windows=arguments.windows,
+        layer_sizes=sizes,
+    )  # (S, B)
+    return descriptor, value_range
 
 
 def main_describe(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m wdcore describe CHECKPOINT --size SxB --out FILE``.
+
+    On success one line on standard output says what was written where (and
+    which folders were created for it). Missing folders on the path of
+    ``--out`` are created, once the descriptor has been computed. A negative
+    size such as ``--size -4x4`` is reported by the size check like any other
+    invalid size.
 
     Parameters
     ----------
@@ -1221,42 +1299,28 @@ def main_describe(argv: Sequence[str] | None = None) -> int:
     >>> directory = Path(tempfile.mkdtemp())
     >>> _ = io.save_state_dict(torch.nn.Linear(8, 8).state_dict(), directory / "m.pt")
     >>> main_describe([str(directory / "m.pt"), "--size", "4x8",
-    ...                "--out", str(directory / "d.npy")])
+    ...                "--out", str(directory / "d.npy")])  # doctest: +ELLIPSIS
+    wrote the 4x8 descriptor of .../m.pt to .../d.npy (bins span [-..., ...])
     0
     >>> np.load(directory / "d.npy").shape
     (4, 8)
     """
-    arguments = _describe_parser().parse_args(sys.argv[2:] if argv is None else argv)
+    argv = sys.argv[2:] if argv is None else argv
+    arguments = _describe_parser().parse_args(_attach_negative_sizes(argv))
     out = Path(arguments.out)
     try:
-        _prepare_output(out)
-    except (OSError, ValueError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 1
-    try:
-        tensors = weight_tensors(arguments.checkpoint, include=arguments.include)
-        weights = np.concatenate(list(tensors.values()))  # (n_weights,)
-        sizes = [len(values) for values in tensors.values()]
-        value_range = arguments.value_range
-        if value_range is None:
-            value_range = default_value_range(weights)
-        descriptor = mi_wd(
-            weights,
-            size=arguments.size,
-            value_range=value_range,
-            windows=arguments.windows,
-            layer_sizes=sizes,
-        )
+        creates_folders = _prepare_output(out)
+        descriptor, value_range = _describe_checkpoint(arguments)
+        title = Path(arguments.checkpoint).name
+        _write_descriptor(descriptor, value_range, title, out)
     except (OSError, TypeError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    try:
-        title = Path(arguments.checkpoint).name
-        _write_descriptor(descriptor, value_range, title, out)
-    except OSError as error:
-        sys.stderr.write(f"error: --out {str(out)!r} could not be written: {error}\n")
-        return 1
-    logger.info(
-        "wrote %s descriptor of %s to %s", descriptor.shape, arguments.checkpoint, out
+    n_windows, n_bins = descriptor.shape
+    created = f"; created the folder {str(out.parent)!r} for it"
+    sys.stdout.write(
+        f"wrote the {n_windows}x{n_bins} descriptor of {arguments.checkpoint} to "
+        f"{out} (bins span [-{value_range:.3g}, {value_range:.3g}])"
+        f"{created if creates_folders else ''}\n"
     )
     return 0

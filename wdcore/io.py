@@ -58,6 +58,9 @@ DATA_SHA256_KEY = "data_sha256"
 
 # Within one module, the order in which PyTorch registers these tensors.
 SUFFIX_RANK = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+# Tensor names whose natural order is certain to be PyTorch's: these, inside
+# modules that are all numbered (as in nn.Sequential).
+ORDERED_SUFFIXES = (*SUFFIX_RANK, "num_batches_tracked")
 
 # Keys under which training scripts commonly store the state dict, in the order
 # they are tried.
@@ -110,6 +113,52 @@ def natural_key_order(keys: list[str]) -> list[str]:
         return (*parts, (2, SUFFIX_RANK.get(last, len(SUFFIX_RANK)), last))
 
     return sorted(keys, key=sort_key)
+
+
+def _ambiguous_siblings(keys: list[str]) -> list[str]:
+    """Names whose natural order may not be PyTorch's; empty if the order is sure.
+
+    PyTorch lists a module's own tensors before its submodules, and both in the
+    order they were registered. Natural order matches that for numbered
+    submodules (as in ``nn.Sequential``) and for ``weight``, ``bias`` and the
+    BatchNorm statistics; two or more other names side by side, or own tensors
+    beside submodules, leave it open.
+    """
+    children: dict[tuple[str, ...], tuple[set, set]] = {}
+    for key in keys:
+        *path, last = key.split(".")
+        for depth in range(len(path)):
+            children.setdefault(tuple(path[:depth]), (set(), set()))[0].add(path[depth])
+        children.setdefault(tuple(path), (set(), set()))[1].add(last)
+    for parent, (modules, tensors) in sorted(children.items()):
+        numbered = all(name.isdigit() for name in modules)
+        known = tensors <= set(ORDERED_SUFFIXES)
+        if (
+            (modules and tensors)
+            or (len(modules) > 1 and not numbered)
+            or (len(tensors) > 1 and not known)
+        ):
+            return [".".join((*parent, name)) for name in sorted(modules | tensors)]
+    return []
+
+
+def _warn_guessed_order(path: Path, keys: list[str]) -> None:
+    """Warn that a checkpoint's tensor order was guessed, if it may be wrong."""
+    ambiguous = _ambiguous_siblings(keys)
+    if not ambiguous:
+        return
+    examples = ", ".join(repr(name) for name in ambiguous[:4])
+    warnings.warn(
+        f"checkpoint {str(path)!r} does not record the order of its tensors "
+        f"(safetensors sorts them by name; wdcore keeps the order in the metadata "
+        f"entry {ORDER_METADATA_KEY!r}), and the order of {examples} cannot be "
+        "told from their names: they were put in natural name order, which may "
+        "differ from depth order, and so may the descriptor's rows. To keep the "
+        "order, save model.state_dict() with wdcore.io.save_state_dict or "
+        "torch.save",
+        CheckpointOrderWarning,
+        stacklevel=4,
+    )
 
 
 def _zoo_snapshot_keys(names: list[str], keys: list[str]) -> list[str] | None:
@@ -199,14 +248,7 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
                 name: handle.get_tensor(key)
                 for name, key in zip(names, snapshot_keys, strict=True)
             }
-        warnings.warn(
-            f"checkpoint {str(path)!r} does not record its state-dict order "
-            f"(metadata {ORDER_METADATA_KEY!r}); tensors are taken in natural "
-            "name order, which may differ from depth order for named "
-            "submodules. Save with wdcore.io.save_state_dict to keep it.",
-            CheckpointOrderWarning,
-            stacklevel=3,
-        )
+        _warn_guessed_order(path, keys)
         return {key: handle.get_tensor(key) for key in natural_key_order(keys)}
 
 
@@ -223,12 +265,20 @@ def load_checkpoint(path: str | os.PathLike) -> object:
     -------
     object
         A ``dict`` of tensors for safetensors, in the order recorded by
-        :func:`save_state_dict` (else :func:`natural_key_order`, with a
-        :class:`CheckpointOrderWarning`); for a wdcore zoo file, which stores
-        every snapshot, the state dict of the last snapshot. For PyTorch files
-        whatever
+        :func:`save_state_dict`, else in :func:`natural_key_order`; for a
+        wdcore zoo file, which stores every snapshot, the state dict of the
+        last snapshot. For PyTorch files whatever
         ``torch.load(weights_only=True)`` returns (tensors, dicts, lists,
         numbers, strings).
+
+    Warns
+    -----
+    CheckpointOrderWarning
+        If a safetensors file records no order and its names leave the order
+        open. Natural order is PyTorch's own when sibling submodules are
+        numbered (as in ``nn.Sequential``) and sibling tensors are ``weight``,
+        ``bias`` or BatchNorm statistics; named siblings (``features`` and
+        ``classifier``, say) may be out of depth order.
 
     Raises
     ------
@@ -382,7 +432,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is unreadable, refused, or holds no state dict (see
+        If the file is unreadable, refused (a whole pickled module included),
+        or holds no state dict, such as a bare tensor (see
         :func:`load_checkpoint` and :func:`extract_state_dict`).
 
     Examples
@@ -393,7 +444,17 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     >>> load_state_dict(path)["w"].shape
     torch.Size([3])
     """
-    return extract_state_dict(load_checkpoint(path))
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, Mapping):
+        # A module cannot get here: torch.load(weights_only=True) refuses it.
+        raise ValueError(
+            f"checkpoint path={str(path)!r} holds a {type(checkpoint).__name__}, "
+            "not a state dict; expected a mapping of tensor names to tensors, "
+            f"possibly under a key such as {STATE_DICT_KEYS[0]!r}. Save "
+            "model.state_dict() (a whole model saved with torch.save(model) is "
+            "refused, since loading it needs unpickling)"
+        )
+    return extract_state_dict(checkpoint)
 
 
 def save_state_dict(

@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import numbers
 import os
+import re
 import signal
 import sys
 import threading
@@ -68,6 +69,7 @@ __all__ = [
     "OPTIMIZERS",
     "SPACES",
     "CorruptZooFileError",
+    "ForeignZooFileError",
     "StaleZooFileError",
     "TrainedNetwork",
     "Zoo",
@@ -102,6 +104,11 @@ N_EVAL_TRAIN = 512
 # Bumped whenever a change of the training code changes weights or records.
 TRAINING_VERSION = 3
 FILE_FORMAT = "wdcore.zoo.model/2"
+# Every format of a zoo model file starts so; a file whose metadata lack it was
+# not written by wdcore.zoo.
+FILE_FORMAT_PREFIX = "wdcore.zoo.model/"
+# Zoo model files are named "<model_id>.safetensors".
+MODEL_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
 # Formats older files may carry; such files are stale, not corrupt.
 OLD_FILE_FORMATS = ("wdcore.zoo.model/1",)  # /1 had no data checksum
 INDEX_FORMAT = "wdcore.zoo.index/1"
@@ -161,6 +168,14 @@ class CorruptZooFileError(ValueError):
 
 class StaleZooFileError(CorruptZooFileError):
     """A zoo file was written by an older version of the training code."""
+
+
+class ForeignZooFileError(CorruptZooFileError):
+    """A ``.safetensors`` file in a zoo directory was not written by wdcore.zoo.
+
+    Its metadata have no wdcore format entry: it is, say, a checkpoint of the
+    user's own, not a damaged zoo file.
+    """
 
 
 def _choice_error(key: str, value: object, choices: Sequence) -> ValueError:
@@ -692,25 +707,37 @@ def _corrupt_file_error(path: Path, reason: str) -> CorruptZooFileError:
     )
 
 
+def _check_format(path: Path, metadata: dict) -> None:
+    """Raise if a file's metadata are not those of a current zoo file."""
+    found = metadata.get("format")
+    if found in OLD_FILE_FORMATS:
+        raise StaleZooFileError(
+            f"zoo file {str(path)!r} has the older format {found!r} (now "
+            f"{FILE_FORMAT!r}, which records a checksum of the tensor data); "
+            "delete it"
+        )
+    if not isinstance(found, str) or not found.startswith(FILE_FORMAT_PREFIX):
+        raise ForeignZooFileError(
+            f"{str(path)!r} is not a wdcore zoo file (its metadata have format "
+            f"{found!r}; expected {FILE_FORMAT!r}); if it is a checkpoint of your "
+            f"own, move it out of the zoo directory {str(path.parent)!r}"
+        )
+    if found != FILE_FORMAT:
+        raise ValueError(f"format is {found!r}, expected {FILE_FORMAT!r}")
+    if metadata.get("training_version") != str(TRAINING_VERSION):
+        raise StaleZooFileError(
+            f"zoo file {str(path)!r} was trained by an older version of "
+            f"wdcore.zoo (training_version {metadata.get('training_version')!r}, "
+            f"now {TRAINING_VERSION}); delete it"
+        )
+
+
 def _read_metadata(path: Path) -> dict:
     """Read and check the JSON metadata of a model file."""
     try:
         with safe_open(path, framework="pt") as handle:
             metadata = handle.metadata() or {}
-        if metadata.get("format") in OLD_FILE_FORMATS:
-            raise StaleZooFileError(
-                f"zoo file {str(path)!r} has the older format "
-                f"{metadata['format']!r} (now {FILE_FORMAT!r}, which records a "
-                "checksum of the tensor data); delete it"
-            )
-        if metadata.get("format") != FILE_FORMAT:
-            raise ValueError(f"format is {metadata.get('format')!r}")
-        if metadata.get("training_version") != str(TRAINING_VERSION):
-            raise StaleZooFileError(
-                f"zoo file {str(path)!r} was trained by an older version of "
-                f"wdcore.zoo (training_version {metadata.get('training_version')!r}, "
-                f"now {TRAINING_VERSION}); delete it"
-            )
+        _check_format(path, metadata)
         parsed = {
             "config": check_config(json.loads(metadata["config"])),
             "state_dict_keys": json.loads(metadata["state_dict_keys"]),
@@ -721,10 +748,10 @@ def _read_metadata(path: Path) -> dict:
             "cpu_seconds": float(metadata["cpu_seconds"]),
             "data_sha256": _check_digest(metadata.get(DATA_SHA256_KEY)),
         }
-    except StaleZooFileError:
+    except (StaleZooFileError, ForeignZooFileError):
         raise
     except (SafetensorError, OSError, ValueError, TypeError, KeyError) as error:
-        reason = f"or not a wdcore zoo file: {type(error).__name__}: {error}"
+        reason = f"{type(error).__name__}: {error}"
         raise _corrupt_file_error(path, reason) from error
     if len(parsed["records"]) != N_SNAPSHOTS:
         raise CorruptZooFileError(
@@ -824,29 +851,52 @@ def _refresh_entries(
 ) -> bool:
     """Read the files that are new or changed since indexed; True if any was.
 
-    Files written by an older version of the training code are left out of the
-    index, with a warning.
+    Files written by an older version of the training code, and files that are
+    not zoo files at all, are left out of the index, with a warning.
     """
     changed = [
         name
         for name in set(files) & set(entries)
         if entries[name].get("stat") != _file_stat(files[name])
     ]
-    unknown, stale = sorted(set(files) - set(entries) | set(changed)), []
+    unknown, before = sorted(set(files) - set(entries) | set(changed)), set(entries)
+    stale, foreign = [], []
     for name in unknown:
+        entries.pop(name, None)
+        if not MODEL_ID_PATTERN.fullmatch(name):
+            foreign.append(files[name].name)
+            continue
         try:
             entries[name] = _index_entry(files[name])
         except StaleZooFileError:
             stale.append(name)
-            entries.pop(name, None)
+        except ForeignZooFileError:
+            foreign.append(files[name].name)
+    _warn_skipped_files(directory, stale, foreign)
+    return bool(set(unknown) & set(entries)) or set(entries) != before
+
+
+def _warn_skipped_files(directory: Path, stale: list, foreign: list) -> None:
+    """Warn about the model files of older code and the files of no zoo."""
     if stale:
         warnings.warn(
             f"zoo {str(directory)!r}: ignoring {len(stale)} model files written by "
             f"an older version of wdcore.zoo ({stale[:3]!r}...); delete them",
             ZooWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
-    return bool(unknown)
+    if foreign:
+        shown = ", ".join(foreign[:5])
+        if len(foreign) > 5:
+            shown += f", ... ({len(foreign)} files in all)"
+        warnings.warn(
+            f"zoo {str(directory)!r}: ignoring {shown}: not wdcore zoo files (zoo "
+            "files are named <model_id>.safetensors and carry wdcore format "
+            "metadata); move such files out of the zoo directory to silence this "
+            "warning",
+            ZooWarning,
+            stacklevel=6,
+        )
 
 
 def _current_entries(directory: Path) -> tuple[dict[str, dict], bool]:
@@ -1500,7 +1550,9 @@ def train_zoo(
     NotADirectoryError
         If ``directory`` is an existing file.
     CorruptZooFileError
-        If a model file already in the directory is damaged.
+        If a model file already in the directory is damaged, or (as
+        :class:`ForeignZooFileError`) a file of another program has the name of
+        a model to train.
     KeyboardInterrupt
         Again, after cleaning up, when training is interrupted.
 
@@ -1554,6 +1606,8 @@ def load_zoo(directory: str | Path) -> Zoo:
 
     Raises
     ------
+    NotADirectoryError
+        If ``directory`` is a file.
     FileNotFoundError
         If the directory or its model files do not exist, or the index lists a
         model whose file is gone.
@@ -1567,11 +1621,20 @@ def load_zoo(directory: str | Path) -> Zoo:
     against the SHA-256 recorded in its metadata, when a model is first read
     (:meth:`Zoo.state_dict`). Files of an older format (without a checksum)
     are stale: the zoo ignores them with a :class:`ZooWarning` and
-    :func:`train_zoo` retrains them. The index lock uses
-    ``fcntl``, so zoos are written on POSIX systems only. A zoo in a directory
-    this process cannot write is opened read-only: no lock file is created and
-    ``index.json`` is not rewritten; if it is missing or stale, the index is
-    rebuilt in memory with a :class:`ZooWarning`.
+    :func:`train_zoo` retrains them.
+
+    Other ``.safetensors`` files in the directory, such as a checkpoint of
+    your own saved with ``safetensors.torch.save_file``, are not zoo files
+    (wdcore names its files ``<model_id>.safetensors`` and records its format
+    in their metadata). They are skipped with a :class:`ZooWarning` naming
+    them, not refused: they are not damaged, every model of the zoo can still
+    be read, and telling you to delete them would be wrong. Move them out of
+    the directory to silence the warning.
+
+    The index lock uses ``fcntl``, so zoos are written on POSIX systems only.
+    A zoo in a directory this process cannot write is opened read-only: no
+    lock file is created and ``index.json`` is not rewritten; if it is missing
+    or stale, the index is rebuilt in memory with a :class:`ZooWarning`.
 
     Examples
     --------
@@ -1581,6 +1644,11 @@ def load_zoo(directory: str | Path) -> Zoo:
     FileNotFoundError: zoo directory 'no/such/zoo' does not exist; ...
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"directory={str(directory)!r} is a file, not a zoo directory; expected "
+            "a directory written by train_zoo or `python -m wdcore zoo train`"
+        )
     if not directory.is_dir():
         raise FileNotFoundError(
             f"zoo directory {str(directory)!r} does not exist; create it with "
@@ -1736,9 +1804,17 @@ def _train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StopSignal(KeyboardInterrupt):
+    """KeyboardInterrupt raised by a termination signal, whose number it keeps."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     """Signal handler: stop like Ctrl-C, so that the zoo is left clean."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    raise _StopSignal(signum)
 
 
 @contextlib.contextmanager
@@ -1754,11 +1830,48 @@ def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _plural(count: int, noun: str) -> str:
+    """``"1 model"``, ``"2 models"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _report_stop(stop: KeyboardInterrupt, directory: str, names: list[str]) -> int:
+    """Say how many models are on disk after an interrupt; return the exit status.
+
+    The status is 130 for Ctrl-C and 128 + N for signal N (143 for SIGTERM), as
+    a shell reports a process killed by that signal.
+    """
+    signum = getattr(stop, "signum", signal.SIGINT)
+    cause = "interrupted" if signum == signal.SIGINT else f"stopped by {stop}"
+    n_on_disk = sum(
+        (Path(directory) / f"{name}.safetensors").is_file() for name in names
+    )
+    sys.stderr.write(
+        f"{cause}; {n_on_disk} of {len(names)} models on disk, rerun the same "
+        "command to resume\n"
+    )
+    return 128 + signum
+
+
+def _report_training(zoo: Zoo, directory: str, n_present: int, seconds: float) -> None:
+    """Say what was trained and how many models the directory now holds."""
+    n_requested = len(zoo)
+    sys.stdout.write(
+        f"trained {_plural(n_requested - n_present, 'new network')} "
+        f"({n_present} already present) in {seconds:.1f} s; {directory} now holds "
+        f"{_plural(len(zoo._entries), 'model')}; mean test accuracy of the "
+        f"requested {_plural(n_requested, 'network')}: "
+        f"{zoo.index.test_accuracy.mean():.3f}\n"
+    )
+
+
 def main_train(argv: Sequence[str] | None = None) -> int:
     """Command line ``python -m wdcore zoo train DIRECTORY [options]``.
 
     Samples ``--n`` configurations of ``--space`` with seed ``--seed`` and trains
-    those not yet in DIRECTORY. Ctrl-C or SIGTERM stops it: the finished models
+    those not yet in DIRECTORY, then says how many were trained, how many were
+    already there and how many models DIRECTORY holds in all (it may hold
+    models of other runs too). Ctrl-C or SIGTERM stops it: the finished models
     and the index stay on disk, and rerunning the same command resumes
     (SIGTERM is handled when called from the main thread).
 
@@ -1770,8 +1883,9 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success; 1 if the zoo directory or a file in it is rejected and
-        130 if interrupted (the reason is written to standard error).
+        0 on success; 1 if the zoo directory or a file in it is rejected; 130
+        if interrupted by Ctrl-C and 143 (128 + 15) if stopped by SIGTERM (the
+        reason is written to standard error).
 
     Raises
     ------
@@ -1787,7 +1901,7 @@ def main_train(argv: Sequence[str] | None = None) -> int:
     ...     status = main_train([directory, "--n", "1", "--seed", "1",
     ...                          "--epochs", "1", "--input-size", "4"])
     ... # doctest: +ELLIPSIS
-    1 models in ... mean test accuracy ...
+    trained 1 new network (0 already present) in ... s; ... now holds 1 model; ...
     >>> status
     0
     """
@@ -1799,26 +1913,18 @@ def main_train(argv: Sequence[str] | None = None) -> int:
         n_epochs=args.epochs,
         input_size=args.input_size,
     )
+    names = list(dict.fromkeys(model_id(config) for config in configs))
     start = time.perf_counter()
     try:
         with _sigterm_as_keyboard_interrupt():
+            n_present = sum(_is_trained(Path(args.directory), name) for name in names)
             zoo = train_zoo(
                 configs, args.directory, n_jobs=args.n_jobs, progress=args.progress
             )
-    except KeyboardInterrupt:
-        names = {model_id(config) for config in configs}
-        paths = [Path(args.directory) / f"{name}.safetensors" for name in names]
-        sys.stderr.write(
-            f"interrupted; {sum(path.is_file() for path in paths)} of {len(names)} "
-            "models on disk, rerun the same command to resume\n"
-        )
-        return 130
+    except KeyboardInterrupt as stop:
+        return _report_stop(stop, args.directory, names)
     except (OSError, TypeError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    sys.stdout.write(
-        f"{len(zoo)} models in {args.directory} "
-        f"({time.perf_counter() - start:.1f} s); mean test accuracy "
-        f"{zoo.index.test_accuracy.mean():.3f}\n"
-    )
+    _report_training(zoo, args.directory, n_present, time.perf_counter() - start)
     return 0
