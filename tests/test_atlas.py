@@ -20,6 +20,7 @@ from wdcore.atlas import (
     neighbor_table,
     place_new,
     plot_atlas,
+    plot_atlas_grid,
     quantile_labels,
     top_values,
 )
@@ -353,6 +354,52 @@ def test_plot_atlas_draws_one_collection_per_category(noise_value):
     plt.close(fig)
 
 
+@pytest.mark.parametrize("legend", ["inside", "below", None])
+def test_plot_atlas_places_or_omits_the_legend(legend):
+    fig, ax = plt.subplots()
+    plot_atlas(np.arange(8.0).reshape(4, 2), ["a", "b", "a", "c"], ax=ax, legend=legend)
+    if legend is None:
+        assert ax.get_legend() is None
+    else:
+        box = ax.get_legend().get_window_extent()
+        below = box.y1 <= ax.get_window_extent().y0 + 1
+        assert below == (legend == "below")
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("labels", "n_columns"),
+    [(["a", "b", "c"], 2), (["a", "conv8-16-32_k5_fc128-64"], 1)],
+)
+def test_plot_atlas_below_puts_long_labels_one_per_line(labels, n_columns):
+    fig, ax = plt.subplots()
+    plot_atlas(np.zeros((len(labels), 2)), labels, ax=ax, legend="below")
+    fig.canvas.draw()
+    texts = ax.get_legend().get_texts()
+    assert len({round(text.get_window_extent().x0) for text in texts}) == n_columns
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("n_panels", "n_columns"), [(4, 2), (5, 2), (6, 3), (3, 5)])
+def test_plot_atlas_grid_draws_one_panel_per_colouring(n_panels, n_columns):
+    """Regression (issue 8): the 2 x 5 atlas was unreadable in the text column."""
+    coordinates = np.random.default_rng(n_panels).normal(size=(6, 2))  # (6, 2)
+    panels = {f"setting {k}": ["a", "b", "c"] * 2 for k in range(n_panels)}
+    panels["cluster"] = [0, 0, 1, 1, -1, -1]
+    fig, axes = plot_atlas_grid(
+        coordinates, panels, n_columns=n_columns, noise_values={"cluster": -1}
+    )
+    n_rows = -(-(n_panels + 1) // n_columns)
+    assert axes.shape == (n_rows, n_columns)
+    shown = [ax for ax in axes.flat if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == list(panels)
+    assert fig.get_figwidth() == pytest.approx(3.2 * n_columns)
+    legend = [text.get_text() for text in shown[-1].get_legend().get_texts()]
+    assert legend == ["noise", "0", "1"]
+    assert all(ax.get_xlabel() == "" for ax in shown)
+    plt.close(fig)
+
+
 def make_error_cases():
     """(callable, exception, message) triples for every error path."""
     descriptors, index = make_blob_descriptors(3, seed=0)
@@ -492,6 +539,17 @@ def make_error_cases():
             "coordinates",
         ),
         (lambda: plot_atlas(coordinates, ["a"]), ValueError, "coordinates"),
+        (
+            lambda: plot_atlas(coordinates, ["a"] * 6, legend="right"),
+            ValueError,
+            "legend='right' is not valid",
+        ),
+        (lambda: plot_atlas_grid(coordinates, {}), ValueError, "panels is empty"),
+        (
+            lambda: plot_atlas_grid(coordinates, {"a": ["a"] * 6}, n_columns=0),
+            ValueError,
+            "n_columns=0 is not valid",
+        ),
         (
             lambda: judge_scores(pd.DataFrame({"ami": [0.1]})),
             ValueError,

@@ -14,12 +14,14 @@ from wdcore.experiments import (
     descriptor_distances,
     distance_to_final,
     dynamics_configs,
+    gallery_cell_changes,
     gallery_configs,
     gallery_distances,
     gallery_readings,
     mean_cross_distance,
     mean_pairwise_distance,
     permutation_descriptors,
+    sampling_noise_distance,
     setting_title,
     share_left,
     shared_value_range,
@@ -27,6 +29,7 @@ from wdcore.experiments import (
     snapshot_indices,
     supplement_settings,
     train_on_demand,
+    window_placements,
 )
 from wdcore.zoo import check_config, model_id
 
@@ -225,7 +228,7 @@ def test_gallery_readings_on_planted_settings(variant_step):
     distances = gallery_distances(planted)
     readings = gallery_readings(distances, np.array([0.1, 0.4, 0.2, 0.3]))
     assert readings.reading.tolist() == [
-        "permutations change less than seeds",
+        "permutations barely change a descriptor",
         "seeds change less than settings",
         "settings 2 and 4 closer than 1 and 3 (paper)",
         "nearest pair of settings moved least (alternative)",
@@ -247,19 +250,207 @@ def test_gallery_readings_follow_the_distance_moved(seed):
     assert readings["settings that moved less are closer (alternative)"] == "holds"
 
 
+def make_levels(permutation, seed, setting, *, d24=None, d13=None):
+    """GalleryDistances of four settings with the three given mean levels."""
+    matrix = np.full((4, 4), float(setting))
+    # Small offsets that cancel keep the mean and give Spearman no constant input.
+    offsets = [-3e-4, -1e-4, 1e-4, 3e-4, -2e-4, 2e-4]
+    for (i, j), offset in zip(
+        itertools.combinations(range(4), 2), offsets, strict=True
+    ):
+        matrix[i, j] = matrix[j, i] = setting + offset
+    np.fill_diagonal(matrix, seed)
+    if d24 is not None:
+        # Keep the off-diagonal mean at ``setting`` while planting d(2, 4), d(1, 3).
+        matrix[1, 3] = matrix[3, 1] = d24
+        matrix[0, 2] = matrix[2, 0] = d13
+        rest = [(0, 1), (0, 3), (1, 2), (2, 3)]
+        fill = (6 * setting - d24 - d13) / len(rest)
+        for i, j in rest:
+            matrix[i, j] = matrix[j, i] = fill
+    return GalleryDistances(
+        np.full((4, 2), float(permutation)), np.diag(matrix), matrix
+    )
+
+
 @pytest.mark.parametrize(
-    ("n_settings", "n_moved", "min_correlation", "match"),
+    ("permutation", "verdict"),
+    [(0.0, "holds"), (0.05, "holds"), (0.1, "inconclusive"), (0.18, "inconclusive"),
+     (0.185, "does not hold"), (0.3, "does not hold")],
+)  # fmt: skip
+def test_gallery_readings_barely_has_three_zones(permutation, verdict):
+    """Seeds at 0.2: barely up to 0.05 (0.25 x), not barely above 0.18 (0.9 x)."""
+    distances = make_levels(permutation, 0.2, 0.4)
+    readings = gallery_readings(distances, np.arange(4.0), barely=0.25, gap=0.1)
+    assert readings.holds[0] == verdict
+    assert readings.numbers[0].startswith(f"{permutation:.4f} vs 0.2000, ratio")
+
+
+@pytest.mark.parametrize(
+    ("seed", "setting", "verdict"),
+    [(0.2, 0.3, "holds"), (0.2, 0.21, "inconclusive"), (0.3, 0.2, "does not hold"),
+     (0.2, 0.2, "inconclusive")],
+)  # fmt: skip
+def test_gallery_readings_less_than_needs_the_gap(seed, setting, verdict):
+    readings = gallery_readings(make_levels(0.0, seed, setting), np.arange(4.0))
+    assert readings.holds[1] == verdict
+
+
+@pytest.mark.parametrize(
+    ("d24", "d13", "verdict"),
     [
-        (3, 3, 0.5, r"expected \(n_settings, n_settings\)"),
-        (4, 3, 0.5, r"moved \(3,\)"),
-        (4, 4, 1.5, "min_correlation=1.5 is not valid"),
+        (0.1, 0.3, "holds"),
+        (0.2227, 0.2110, "inconclusive"),
+        (0.3, 0.1, "does not hold"),
     ],
 )
-def test_gallery_readings_refuse_bad_input(n_settings, n_moved, min_correlation, match):
+def test_gallery_readings_compare_settings_with_the_gap(d24, d13, verdict):
+    distances = make_levels(0.0, 0.1, 0.2, d24=d24, d13=d13)
+    readings = gallery_readings(distances, np.arange(4.0), gap=0.1)
+    assert readings.holds[2] == verdict
+    assert f"d(2, 4) {d24:.4f} vs d(1, 3) {d13:.4f}" in readings.numbers[2]
+
+
+def test_gallery_readings_need_a_margin_not_a_bare_less_than():
+    """Regression (issue 7): the full book printed "permutations change less than
+    seeds: HOLDS (0.1879 vs 0.2060)" with a ratio of 0.91, and "seeds change less
+    than settings: HOLDS (0.2060 vs 0.2143)"."""
+    readings = gallery_readings(make_levels(0.1879, 0.2060, 0.2143), np.arange(4.0))
+    assert readings.holds[:2].tolist() == ["does not hold", "inconclusive"]
+    assert "ratio 0.91" in readings.numbers[0]
+    assert readings.numbers[1] == "0.2060 vs 0.2143, relative gap +0.04 (needs +0.1)"
+
+
+@pytest.mark.parametrize(
+    ("n_settings", "n_moved", "options", "match"),
+    [
+        (3, 3, {}, r"expected \(n_settings, n_settings\)"),
+        (4, 3, {}, r"moved \(3,\)"),
+        (4, 4, {"min_correlation": 1.5}, "min_correlation=1.5 is not valid"),
+        (
+            4,
+            4,
+            {"barely": 0.0},
+            r"barely=0.0 is not valid; expected a number in \(0, 1\)",
+        ),
+        (4, 4, {"barely": True}, "barely=True is not valid"),
+        (4, 4, {"gap": 1.0}, r"gap=1.0 is not valid; expected a number in \[0, 1\)"),
+        (4, 4, {"gap": "0.1"}, "gap='0.1' is not valid"),
+    ],
+)
+def test_gallery_readings_refuse_bad_input(n_settings, n_moved, options, match):
     setting = np.ones((n_settings, n_settings))
     distances = GalleryDistances(np.ones((n_settings, 2)), np.ones(n_settings), setting)
     with pytest.raises(ValueError, match=match):
-        gallery_readings(distances, np.ones(n_moved), min_correlation=min_correlation)
+        gallery_readings(distances, np.ones(n_moved), **options)
+
+
+@pytest.mark.parametrize("n_windows", [4, 32])
+@pytest.mark.parametrize("input_size", [8, 16])
+def test_window_placements_cover_the_fixed_network(n_windows, input_size):
+    from wdcore.architectures import build_cnn
+    from wdcore.descriptors import layer_sizes
+
+    sizes = layer_sizes(build_cnn(FIXED_ARCHITECTURE, input_size=input_size))
+    placements = window_placements(sizes, n_windows)
+    assert placements.n_weights.sum() == sizes.sum()
+    assert (placements.stop - placements.start == placements.n_weights).all()
+    assert set(placements.placement) <= {
+        "inside one tensor",
+        "across a boundary",
+        "whole tensors only",
+    }
+    inside = placements.placement == "inside one tensor"
+    assert (placements.n_tensors[inside] == 1).all()
+    assert (placements.n_cut[placements.placement == "whole tensors only"] == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_windows", [3, 4, 8])
+def test_windows_of_whole_tensors_ignore_reordering_within_tensors(seed, n_windows):
+    """Reordering entries inside each tensor changes only windows that cut one."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array([6, 2, 4, 4, 8])  # (n_tensors,)
+    weights = rng.standard_normal(sizes.sum())  # (n_weights,)
+    pieces = np.split(weights, np.cumsum(sizes)[:-1])
+    reordered = np.concatenate([rng.permutation(piece) for piece in pieces])
+    placements = window_placements(sizes, n_windows)
+    before, after = (mi_wd(w, size=(n_windows, 4), value_range=2.0)
+                     for w in (weights, reordered))  # fmt: skip
+    whole = (placements.placement == "whole tensors only").to_numpy()
+    np.testing.assert_array_equal(before[whole], after[whole])
+
+
+def test_window_placements_name_each_case():
+    placements = window_placements([3, 3, 1, 5], 3)  # windows of 4: [0, 4) ...
+    assert placements.placement.tolist() == [
+        "across a boundary", "across a boundary", "inside one tensor",
+    ]  # fmt: skip
+    assert window_placements([4, 4], 2).placement.tolist() == [
+        "whole tensors only", "whole tensors only",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("n_weights", [50, 400])
+def test_sampling_noise_distance_matches_simulated_histograms(seed, n_weights):
+    rng = np.random.default_rng(seed)
+    distribution = rng.dirichlet(np.ones(8), size=3)  # (S=3, B=8)
+    draws = np.stack(
+        [
+            [rng.multinomial(n_weights, row) / n_weights for row in distribution]
+            for _ in range(4000)
+        ]
+    )  # (4000, 3, 8)
+    squared = np.sum((draws[::2] - draws[1::2]) ** 2, axis=(1, 2))  # (2000,)
+    predicted = sampling_noise_distance(distribution, [n_weights] * 3)
+    assert predicted == pytest.approx(np.sqrt(squared.mean()), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("descriptors", "lengths", "match"),
+    [
+        (np.full((2, 2), 0.5), [10], "window_lengths has shape"),
+        (np.full((2, 2), 0.5), [10, 0], "one positive length per window"),
+        (np.full((2, 2), 0.4), [10, 10], "not distributions"),
+    ],
+)
+def test_sampling_noise_distance_refuses_bad_input(descriptors, lengths, match):
+    with pytest.raises(ValueError, match=match):
+        sampling_noise_distance(descriptors, lengths)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gallery_cell_changes_match_a_direct_count(seed):
+    rng = np.random.default_rng(seed)
+    descriptors = rng.dirichlet(np.ones(6), size=(2, 3, 3, 4))  # (2, 3, 3, S=4, B=6)
+    changes = gallery_cell_changes(descriptors, min_fraction=0.1)
+    permutation, seeds = [], []
+    for setting in descriptors:
+        for network in setting:
+            for copy in network[1:]:
+                counted = network[0] >= 0.1
+                permutation += list(
+                    np.abs(copy - network[0])[counted] / network[0][counted]
+                )
+        for i, j in itertools.permutations(range(3), 2):
+            reference, other = setting[i, 0], setting[j, 0]
+            counted = reference >= 0.1
+            seeds += list(np.abs(other - reference)[counted] / reference[counted])
+    assert changes == pytest.approx(
+        {"permutations of one network": np.median(permutation),
+         "seeds of one setting": np.median(seeds)}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("shape", "min_fraction", "match"),
+    [((2, 1, 2, 1, 4), 0.01, "descriptors has shape"),
+     ((2, 2, 2, 1, 4), 0.0, r"min_fraction=0.0 is not valid")],
+)  # fmt: skip
+def test_gallery_cell_changes_refuse_bad_input(shape, min_fraction, match):
+    with pytest.raises(ValueError, match=match):
+        gallery_cell_changes(np.full(shape, 0.25), min_fraction=min_fraction)
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 2, 4), (4, 1, 2, 4, 4), (4, 3, 1, 4, 4)])

@@ -13,7 +13,9 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from wdcore.plotting import (  # noqa: E402
+    LABEL_POSITIONS,
     descriptor_norm,
+    label_points,
     plot_descriptor,
     plot_descriptor_grid,
 )
@@ -158,3 +160,56 @@ def test_invalid_grids():
         plot_descriptor_grid([], row_labels=[], col_labels=[])
     with pytest.raises(ValueError, match="got 1 row_labels and 2 col_labels"):
         plot_descriptor_grid([[cell, cell]] * 2, row_labels="a", col_labels="ab")
+
+
+def make_crowded_axes(seed):
+    """Axes with 30 random points in a small patch, so naive labels would collide."""
+    rng = np.random.default_rng(seed)
+    points = 0.5 + 0.05 * rng.standard_normal((30, 2))  # (30, 2)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(*points.T, "o", markersize=3)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    return fig, ax, points
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_points_is_deterministic(seed):
+    placements = []
+    for _ in range(2):
+        fig, ax, points = make_crowded_axes(seed)
+        labels = label_points(ax, points, [str(k) for k in range(len(points))])
+        placements.append([(label.get_position(), label.get_ha()) for label in labels])
+        plt.close(fig)
+    assert placements[0] == placements[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_points_avoids_markers_and_labels_when_there_is_room(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0.2, 0.8, size=(6, 2))  # (6, 2), sparse
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    labels = label_points(ax, points, ["1024"] * len(points), obstacles=[[0.1, 0.1]])
+    boxes = [label.get_window_extent() for label in labels]
+    for first in range(len(boxes)):
+        for second in range(first + 1, len(boxes)):
+            assert not boxes[first].overlaps(boxes[second])
+    pixels = ax.transData.transform(points)  # (6, 2)
+    for box in boxes:
+        assert not any(box.contains(x, y) for x, y in pixels)
+        assert ax.get_window_extent().contains(box.x0, box.y0)
+    assert {label.get_position() for label in labels} <= {
+        offset for offset, _, _ in LABEL_POSITIONS
+    }
+
+
+@pytest.mark.parametrize(
+    ("points", "labels"),
+    [(np.zeros((2, 3)), ["a", "b"]), (np.zeros((2, 2)), ["a"])],
+)
+def test_label_points_refuses_mismatched_input(points, labels):
+    fig, ax = plt.subplots()
+    with pytest.raises(
+        ValueError, match=r"points has shape .* expected \(n_points, 2\)"
+    ):
+        label_points(ax, points, labels)

@@ -414,6 +414,39 @@ def test_plot_tradeoff_draws_one_line_per_representation():
     matplotlib.pyplot.close(ax.figure)
 
 
+def test_plot_tradeoff_labels_do_not_overlap():
+    """Regression (issue 6): PCA "256" sat on random projection "64" in Fig. 4.1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ratios = make_table(
+        {
+            "pca": {16: 0.06, 64: 0.116, 256: 0.147},
+            "random_projection": {16: 0.203, 64: 0.19, 256: 0.178},
+            "global_stats": {16: 0.0},
+            "mi_wd_layer": {16: 0.0, 64: 0.0},
+        }
+    )
+    accuracy = {
+        ("pca", 16): 0.43, ("pca", 64): 0.45, ("pca", 256): 0.434,
+        ("random_projection", 16): 0.395, ("random_projection", 64): 0.44,
+        ("random_projection", 256): 0.463, ("global_stats", 16): 0.532,
+        ("mi_wd_layer", 16): 0.463, ("mi_wd_layer", 64): 0.528,
+    }  # fmt: skip
+    scores = pd.DataFrame(
+        [(name, dim, value, 0.34) for (name, dim), value in accuracy.items()],
+        columns=["representation", "dim", "accuracy", "chance"],
+    )
+    fig, ax = matplotlib.pyplot.subplots(figsize=(7, 4.5))
+    plot_tradeoff(ratios, scores, ax=ax)
+    boxes = [text.get_window_extent() for text in ax.texts]
+    assert len(boxes) == len(accuracy)
+    for first in range(len(boxes)):
+        for second in range(first + 1, len(boxes)):
+            assert not boxes[first].overlaps(boxes[second])
+    matplotlib.pyplot.close(fig)
+
+
 def test_plot_tradeoff_needs_shared_representations():
     scores = pd.DataFrame(
         {"representation": ["pca"], "dim": [16], "accuracy": [0.5], "chance": [0.5]}
@@ -838,7 +871,10 @@ def test_read_informativeness_on_a_known_table():
     assert reading.holds.tolist() == ["yes", "yes", "yes", "yes", "no"]
     numbers = reading.numbers.tolist()
     assert numbers[0] == "0.60 vs best baseline pca 16 0.50; chance 0.30"
-    assert numbers[1].startswith("16 dims, ahead: dataset 0.60 vs 0.45, optimizer")
+    assert numbers[1].startswith(
+        "16 dims, ahead on 2 of the 2 hyperparameters either predicts above chance "
+        "by the margin (2 scored); ahead: dataset 0.60 vs 0.45, optimizer"
+    )
     assert numbers[2].endswith(
         "first size ahead of global_stats and chance by the margin: 64 dims"
     )
@@ -858,7 +894,8 @@ def test_read_informativeness_cannot_rank_probes_below_chance():
     scores["chance"] = 0.42
     reading = read_informativeness(scores, n_models=12)
     assert reading.holds.tolist() == ["inconclusive"] * 4 + ["no"]
-    assert "within the margin or at chance: dataset" in reading.numbers[1]
+    assert "at chance: dataset 0.20 vs 0.20 (chance 0.42)" in reading.numbers[1]
+    assert reading.numbers[1].endswith("too few above chance to speak of most")
     assert reading.numbers[2].endswith("by the margin: none")
 
 
@@ -872,6 +909,65 @@ def test_read_informativeness_counts_hyperparameters_by_the_margin(
     scores = make_reading_scores({("global_stats", 16): stats, ("mi_wd", 16): mi_wd})
     reading = read_informativeness(scores, n_models=100)
     assert reading.holds[1] == verdict
+
+
+def make_paired_scores(pairs, chance=0.3):
+    """Scores of global statistics and MI-WD at 16 dims, one pair per hyperparameter."""
+    rows = [
+        (name, 16, f"h{index}", accuracy, chance)
+        for index, pair in enumerate(pairs)
+        for name, accuracy in zip(("global_stats", "mi_wd"), pair, strict=True)
+    ]
+    columns = ["representation", "dim", "hyperparameter", "accuracy", "chance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "verdict", "counts"),
+    [
+        # Ahead on 1 of 4 scored, the rest at chance: too few to speak of most.
+        (
+            [(0.6, 0.3), (0.3, 0.3), (0.2, 0.31), (0.32, 0.3)],
+            "inconclusive",
+            "1 of the 1 ",
+        ),
+        # Every representation at or below chance.
+        ([(0.3, 0.3), (0.25, 0.2), (0.3, 0.34)], "inconclusive", "0 of the 0 "),
+        # Ahead on 3 of 4 above chance; two at chance do not count against.
+        (
+            [(0.7, 0.5), (0.8, 0.6), (0.6, 0.4), (0.5, 0.48), (0.3, 0.3), (0.2, 0.3)],
+            "yes",
+            "3 of the 4 ",
+        ),
+        # Ahead on 2 of 4 above chance is not most; behind on none.
+        (
+            [(0.7, 0.5), (0.8, 0.6), (0.5, 0.48), (0.6, 0.62)],
+            "inconclusive",
+            "2 of the 4 ",
+        ),
+        # Behind on half of those above chance: even ties could not make it most.
+        ([(0.7, 0.5), (0.4, 0.6), (0.4, 0.6), (0.5, 0.52)], "no", "1 of the 4 "),
+    ],
+)
+def test_read_informativeness_needs_most_hyperparameters_above_chance(
+    pairs, verdict, counts
+):
+    """Regression (issue 6): the "most hyperparameters" reading said yes with 1 of 4.
+
+    It only needed more hyperparameters ahead than behind, so one lead over a
+    probe at chance everywhere else counted as "most".
+    """
+    reading = read_informativeness(make_paired_scores(pairs), n_models=100)
+    assert reading.holds[1] == verdict
+    assert f"ahead on {counts}hyperparameters" in reading.numbers[1]
+
+
+def test_read_informativeness_counts_a_lead_of_exactly_the_margin():
+    """0.05 + 1/3 is not 23/60 in floats; a lead of exactly the margin still counts."""
+    pairs = [(23 / 60, 20 / 60), (0.7, 0.5), (0.8, 0.6)]
+    reading = read_informativeness(make_paired_scores(pairs, chance=1 / 3), n_models=60)
+    assert reading.holds[1] == "yes"
+    assert "ahead on 3 of the 3 hyperparameters" in reading.numbers[1]
 
 
 def test_read_informativeness_says_what_it_could_not_check():

@@ -24,7 +24,7 @@ clustering runs on the descriptor features.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -45,9 +45,11 @@ from wdcore._random import RandomState, check_random_state
 
 __all__ = [
     "CLUSTER_METHODS",
+    "LEGENDS",
     "NOISE",
     "POSITIONS",
     "SELECTIONS",
+    "SHORT_LABEL",
     "TRANSFORMS",
     "atlas_table",
     "cluster",
@@ -63,6 +65,7 @@ __all__ = [
     "neighbor_table",
     "place_new",
     "plot_atlas",
+    "plot_atlas_grid",
     "quantile_labels",
     "top_values",
 ]
@@ -71,6 +74,8 @@ TRANSFORMS = ("sqrt", "log", "none")
 CLUSTER_METHODS = ("hdbscan", "ward")
 SELECTIONS = ("eom", "leaf")
 POSITIONS = ("medoid", "mean", "nearest")
+LEGENDS = ("inside", "below", None)
+SHORT_LABEL = 14  # characters; longer legend labels go one per line
 NOISE = -1
 LOG_EPSILON = 1e-4
 
@@ -1151,7 +1156,8 @@ def plot_atlas(
     title: str | None = None,
     noise_value: object | None = None,
     marker_size: float = 10.0,
-    legend: bool = True,
+    legend: str | None = "inside",
+    axis_labels: bool = True,
 ) -> plt.Axes:
     """Scatter the atlas with each model coloured by a categorical value.
 
@@ -1170,8 +1176,13 @@ def plot_atlas(
         Category drawn in light grey below the others (e.g. -1 for noise).
     marker_size : float, default=10.0
         Marker area in points squared.
-    legend : bool, default=True
-        Whether to draw a legend.
+    legend : {"inside", "below"} or None, default="inside"
+        Legend inside the axes where it covers the fewest points, under the
+        axes (for small panels, where an inside legend hides points; two
+        columns unless a label is longer than :data:`SHORT_LABEL` characters),
+        or none.
+    axis_labels : bool, default=True
+        Whether to label the axes (a grid of panels labels the figure once).
 
     Returns
     -------
@@ -1180,7 +1191,8 @@ def plot_atlas(
     Raises
     ------
     ValueError
-        If ``coordinates`` and ``values`` do not match.
+        If ``coordinates`` and ``values`` do not match or ``legend`` is not one
+        of the options.
 
     Examples
     --------
@@ -1196,6 +1208,8 @@ def plot_atlas(
             f"coordinates must have shape ({len(values)}, 2) to match values; got "
             f"{coordinates.shape!r}"
         )
+    if legend not in LEGENDS:
+        raise ValueError(f"legend={legend!r} is not valid; expected one of {LEGENDS}")
     ax = plt.gca() if ax is None else ax
     noise = None if noise_value is None else str(noise_value)
     categories = _sorted_categories(set(values) - {noise})
@@ -1209,8 +1223,92 @@ def plot_atlas(
         color = palette(position % palette.N)
         ax.scatter(*coordinates[mask].T, s=marker_size, color=color, label=category)
 
-    ax.set(xlabel="t-SNE 1 (arb. units)", ylabel="t-SNE 2 (arb. units)")
+    if axis_labels:
+        ax.set(xlabel="t-SNE 1 (arb. units)", ylabel="t-SNE 2 (arb. units)")
     ax.set(xticks=[], yticks=[], title=title)
-    if legend:
+    if legend == "inside":
         ax.legend(fontsize="x-small", markerscale=1.5, frameon=False, loc="best")
+    elif legend == "below":
+        # Two columns fit a panel's width only when the labels are short.
+        wide = max(len(category) for category in categories) > SHORT_LABEL
+        ax.legend(
+            fontsize=9, markerscale=1.5, frameon=False, loc="upper center",
+            bbox_to_anchor=(0.5, -0.12 if axis_labels else -0.01),
+            ncol=1 if wide else 2, handletextpad=0.2, columnspacing=1.0,
+        )  # fmt: skip
     return ax
+
+
+def plot_atlas_grid(
+    coordinates: np.ndarray,
+    panels: Mapping[str, Sequence[object]],
+    *,
+    n_columns: int = 2,
+    panel_size: tuple[float, float] = (3.2, 3.1),
+    noise_values: Mapping[str, object] | None = None,
+    marker_size: float = 9.0,
+) -> tuple[plt.Figure, np.ndarray]:
+    """Draw the atlas once per colouring, in a grid with legends under the panels.
+
+    Every panel is :func:`plot_atlas` of the same map with another colouring;
+    the axes are labelled once for the figure. With the default two columns
+    the figure is 6.4 inches wide, about the width of a book's text column,
+    so it is shown at nearly its own size.
+
+    Parameters
+    ----------
+    coordinates : ndarray of shape (n_models, 2)
+        Atlas coordinates from :func:`embed`.
+    panels : mapping of str to sequence of length n_models
+        Title of each panel to the category of every model, in panel order.
+    n_columns : int, default=2
+        Panels per row; unused cells of the last row are left blank.
+    panel_size : (float, float), default=(3.2, 3.1)
+        Width and height of one panel, legend included, in inches.
+    noise_values : mapping of str to object, optional
+        ``noise_value`` of :func:`plot_atlas` per panel title (e.g.
+        ``{"cluster": -1}``).
+    marker_size : float, default=9.0
+        Marker area in points squared.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : ndarray of shape (n_rows, n_columns) of Axes
+
+    Raises
+    ------
+    ValueError
+        If ``panels`` is empty, ``n_columns`` is not a positive int, or as
+        :func:`plot_atlas`.
+
+    Examples
+    --------
+    >>> panels = {"dataset": ["a", "b", "a"], "optimizer": ["x", "x", "y"],
+    ...           "cluster": [0, -1, 0]}
+    >>> fig, axes = plot_atlas_grid(np.zeros((3, 2)), panels,
+    ...                             noise_values={"cluster": -1})
+    >>> axes.shape, [ax.get_title() for ax in axes.flat if ax.get_visible()]
+    ((2, 2), ['dataset', 'optimizer', 'cluster'])
+    >>> plt.close(fig)
+    """
+    _check_positive_int(n_columns, "n_columns")
+    if not panels:
+        raise ValueError("panels is empty; expected at least one colouring")
+    noise_values = {} if noise_values is None else noise_values
+    n_rows = -(-len(panels) // n_columns)
+    fig, axes = plt.subplots(
+        n_rows, n_columns, squeeze=False, layout="constrained",
+        figsize=(panel_size[0] * n_columns, panel_size[1] * n_rows),
+    )  # fmt: skip
+    # The last row may have more axes than panels; those are hidden below.
+    for ax, (title, values) in zip(axes.flat, panels.items(), strict=False):
+        plot_atlas(
+            coordinates, values, ax=ax, title=title, marker_size=marker_size,
+            noise_value=noise_values.get(title), legend="below", axis_labels=False,
+        )  # fmt: skip
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    fig.supxlabel("t-SNE 1 (arb. units)", fontsize=10)
+    fig.supylabel("t-SNE 2 (arb. units)", fontsize=10)
+    return fig, axes

@@ -4,8 +4,11 @@ Figures 1-4 of the supplement show four training settings of one fixed
 architecture; Figures 5 and 6 follow two Glorot-normal networks through
 training. This module writes those configurations down (in the
 :mod:`wdcore.zoo` format), trains them on demand, and computes the descriptor
-distances that the book prints under each figure. Chapters 5 and 6 draw the
-figures; chapter 3 reuses :func:`dynamics_configs` for Figure 6.
+distances that the book prints under each figure, with their readings
+(:func:`gallery_readings`) and what explains the distance a permutation causes
+with contiguous windows (:func:`window_placements`,
+:func:`sampling_noise_distance`, :func:`gallery_cell_changes`). Chapters 5 and
+6 draw the figures; chapter 3 reuses :func:`dynamics_configs` for Figure 6.
 
 The paper trained on SVHN, STL-10 and CIFAR-10, which are not bundled. We map
 them onto our offline datasets (:data:`PAPER_DATASETS`): SVHN, photographed
@@ -38,6 +41,8 @@ from wdcore.descriptors import (
     layer_sizes,
     mi_wd,
     weight_vector,
+    window_boundaries,
+    window_overlaps,
 )
 from wdcore.permutations import permutation_spec, permute_state_dict
 from wdcore.zoo import Zoo, check_config, train_zoo
@@ -47,11 +52,13 @@ __all__ = [
     "GALLERY_EPOCHS",
     "LEARNING_RATE",
     "PAPER_DATASETS",
+    "PLACEMENTS",
     "GalleryDistances",
     "descriptor_distances",
     "distance_to_final",
     "dynamics_configs",
     "dynamics_zoo",
+    "gallery_cell_changes",
     "gallery_configs",
     "gallery_distances",
     "gallery_readings",
@@ -59,6 +66,7 @@ __all__ = [
     "mean_cross_distance",
     "mean_pairwise_distance",
     "permutation_descriptors",
+    "sampling_noise_distance",
     "setting_title",
     "share_left",
     "shared_value_range",
@@ -66,9 +74,11 @@ __all__ = [
     "snapshot_indices",
     "supplement_settings",
     "train_on_demand",
+    "window_placements",
 ]
 
 PAPER_DATASETS = {"SVHN": "digits", "STL-10": "faces", "CIFAR-10": "textures"}
+PLACEMENTS = ("inside one tensor", "across a boundary", "whole tensors only")
 LEARNING_RATE = 0.001
 GALLERY_EPOCHS = {"full": 20, "quick": 2}
 DYNAMICS_EPOCHS = {"full": 20, "quick": 2}
@@ -873,17 +883,88 @@ def _verdict(holds: bool) -> str:
     return "holds" if holds else "does not hold"
 
 
+def _relative_difference(first: float, second: float) -> float:
+    """How far ``first`` falls below ``second``, as a share of the larger one."""
+    larger = max(first, second)
+    return 0.0 if larger == 0 else (second - first) / larger
+
+
+def _less_than(first: float, second: float, gap: float) -> str:
+    """Whether ``first`` is below ``second`` by at least ``gap`` of the larger."""
+    # A difference of exactly the gap reaches it, whatever the last float bit says.
+    difference = _relative_difference(first, second)
+    if difference >= gap - 1e-9:
+        return "holds"
+    return "does not hold" if difference <= -gap + 1e-9 else "inconclusive"
+
+
+def _barely(first: float, second: float, barely: float, gap: float) -> str:
+    """Whether ``first`` is at most ``barely`` of ``second`` (see gallery_readings)."""
+    if first <= barely * second * (1 + 1e-9):
+        return "holds"
+    clearly_less = _less_than(first, second, gap) == "holds"
+    return "inconclusive" if clearly_less else "does not hold"
+
+
+def _check_fraction(name: str, value: object, *, low_open: bool) -> float:
+    """Check a number in (0, 1) or [0, 1)."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not number or not (0 < value < 1 if low_open else 0 <= value < 1):
+        interval = "(0, 1)" if low_open else "[0, 1)"
+        raise ValueError(
+            f"{name}={value!r} is not valid; expected a number in {interval}"
+        )
+    return float(value)
+
+
+def _level_readings(
+    distances: GalleryDistances, barely: float, gap: float
+) -> list[tuple[str, str, str]]:
+    """The paper's three readings: (reading, verdict, numbers)."""
+    permutation, seed, setting = distances.summary().values()
+    matrix = distances.setting  # (n_settings, n_settings)
+    ratio = permutation / seed if seed > 0 else float("nan")
+    pair_gap = _relative_difference(matrix[1, 3], matrix[0, 2])
+    return [
+        ("permutations barely change a descriptor",
+         _barely(permutation, seed, barely, gap),
+         f"{permutation:.4f} vs {seed:.4f}, ratio {ratio:.2f} (holds at <= "
+         f"{barely:g}, fails above {1 - gap:g})"),
+        ("seeds change less than settings", _less_than(seed, setting, gap),
+         f"{seed:.4f} vs {setting:.4f}, relative gap "
+         f"{_relative_difference(seed, setting):+.2f} (needs +{gap:g})"),
+        ("settings 2 and 4 closer than 1 and 3 (paper)",
+         _less_than(matrix[1, 3], matrix[0, 2], gap),
+         f"d(2, 4) {matrix[1, 3]:.4f} vs d(1, 3) {matrix[0, 2]:.4f}, relative "
+         f"gap {pair_gap:+.2f} (needs +{gap:g})"),
+    ]  # fmt: skip
+
+
 def gallery_readings(
     distances: GalleryDistances,
     moved: np.ndarray,
     *,
+    barely: float = 0.25,
+    gap: float = 0.1,
     min_correlation: float = 0.5,
 ) -> pd.DataFrame:
     """Check the supplement's reading of Figures 1-4, and one alternative.
 
-    The paper reads three things by eye: permutations change a descriptor
-    less than seeds, seeds less than settings, and settings 2 and 4 (same
-    optimizer, activation and initialization) are more alike than 1 and 3.
+    The paper reads three things by eye: permutations barely change a
+    descriptor, seeds change it more, and settings 2 and 4 (same optimizer,
+    activation and initialization) are more alike than 1 and 3. Each is
+    checked against a stated margin:
+
+    - "barely": the permutation distance is at most ``barely`` times the seed
+      distance (holds); it is not "barely" when it falls short of the seed
+      distance by less than ``gap`` of it, that is, above ``1 - gap`` times
+      it (does not hold); inconclusive in between.
+    - "less than" (seeds vs settings, d(2, 4) vs d(1, 3)): the side said to
+      be smaller must fall below the other by at least ``gap`` of the larger
+      (holds); if it exceeds the other by that much, the reading does not
+      hold; if the two are closer than that, it is inconclusive. A
+      difference of exactly ``gap`` counts as reaching it.
+
     The alternative reading: all four settings start from the same
     Glorot-uniform distribution, so two settings are close when their
     networks moved little from it. It is checked twice: the nearest pair of
@@ -899,6 +980,11 @@ def gallery_readings(
     moved : array-like of shape (n_settings,)
         How far each setting's descriptors moved from initialization to the
         end of training, e.g. the mean :func:`distance_to_final` of its seeds.
+    barely : float, default=0.25
+        Largest permutation-to-seed distance ratio that counts as "barely";
+        in (0, 1).
+    gap : float, default=0.1
+        Relative difference that counts as "less than"; in [0, 1).
     min_correlation : float, default=0.5
         Smallest Spearman correlation that counts as "distances rise with the
         distance moved".
@@ -906,14 +992,17 @@ def gallery_readings(
     Returns
     -------
     pandas.DataFrame
-        Columns ``reading, numbers, holds``; ``holds`` is "holds" or "does not
-        hold".
+        Columns ``reading, numbers, holds``; ``holds`` is "holds", "does not
+        hold" or "inconclusive". The numbers of a "less than" reading quote the
+        relative gap: how far the side said to be smaller falls below the
+        other, as a share of the larger (negative if it is above).
 
     Raises
     ------
     ValueError
         If there are fewer than four settings, ``moved`` does not have one
-        value per setting, or ``min_correlation`` is not in [-1, 1].
+        value per setting, ``barely`` is not in (0, 1), ``gap`` is not in
+        [0, 1) or ``min_correlation`` is not in [-1, 1].
 
     Examples
     --------
@@ -922,7 +1011,7 @@ def gallery_readings(
     >>> np.fill_diagonal(setting, 0.1)
     >>> distances = GalleryDistances(np.full((4, 2), 0.05), np.diag(setting), setting)
     >>> gallery_readings(distances, moved).holds.tolist()
-    ['holds', 'holds', 'does not hold', 'holds', 'holds']
+    ['inconclusive', 'holds', 'does not hold', 'holds', 'holds']
     """
     matrix = np.asarray(distances.setting, dtype=float)  # (n_settings, n_settings)
     moved = np.asarray(moved, dtype=float)  # (n_settings,)
@@ -931,35 +1020,227 @@ def gallery_readings(
             f"distances.setting has shape {matrix.shape!r} and moved {moved.shape!r}; "
             "expected (n_settings, n_settings) and (n_settings,) with n_settings >= 4"
         )
+    barely = _check_fraction("barely", barely, low_open=True)
+    gap = _check_fraction("gap", gap, low_open=False)
     if not -1 <= min_correlation <= 1:
         raise ValueError(
             f"min_correlation={min_correlation!r} is not valid; expected a number "
             "in [-1, 1]"
         )
-    levels = list(distances.summary().values())
     pairs = list(combinations(range(len(matrix)), 2))
     between = np.array([matrix[i, j] for i, j in pairs])  # (n_pairs,)
     total = np.array([moved[i] + moved[j] for i, j in pairs])  # (n_pairs,)
     nearest = pairs[int(np.argmin(between))]
     least = tuple(sorted(np.argsort(moved)[:2].tolist()))
     rho = float(spearmanr(between, total).statistic)
-    rows = [
-        ("permutations change less than seeds", levels[0] < levels[1],
-         f"{levels[0]:.4f} vs {levels[1]:.4f}"),
-        ("seeds change less than settings", levels[1] < levels[2],
-         f"{levels[1]:.4f} vs {levels[2]:.4f}"),
-        ("settings 2 and 4 closer than 1 and 3 (paper)", matrix[1, 3] < matrix[0, 2],
-         f"d(2, 4) = {matrix[1, 3]:.4f}, d(1, 3) = {matrix[0, 2]:.4f}"),
-        ("nearest pair of settings moved least (alternative)", nearest == least,
+    rows = _level_readings(distances, barely, gap) + [
+        ("nearest pair of settings moved least (alternative)",
+         _verdict(nearest == least),
          f"nearest: {nearest[0] + 1} and {nearest[1] + 1}; moved least: "
          f"{least[0] + 1} and {least[1] + 1}"),
-        ("settings that moved less are closer (alternative)", rho >= min_correlation,
+        ("settings that moved less are closer (alternative)",
+         _verdict(rho >= min_correlation),
          f"Spearman {rho:.2f} over {len(pairs)} pairs, needs {min_correlation}"),
     ]  # fmt: skip
     return pd.DataFrame(
-        [(reading, numbers, _verdict(holds)) for reading, holds, numbers in rows],
+        [(reading, numbers, holds) for reading, holds, numbers in rows],
         columns=["reading", "numbers", "holds"],
     )
+
+
+def window_placements(layer_sizes: Sequence[int], n_windows: int) -> pd.DataFrame:
+    """Say where each contiguous window lies among the tensors of a network.
+
+    A permutation reorders entries within a tensor, never across tensors. A
+    window that holds whole tensors only keeps the same weights under every
+    permutation; a window that holds part of a tensor can receive other
+    entries of it (other neurons or channels), so its histogram can change.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Number of weights of each tensor in depth order
+        (:func:`wdcore.descriptors.layer_sizes`).
+    n_windows : int
+        Number of windows ``S``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per window: ``start``, ``stop`` (positions in the weight
+        vector), ``n_weights``, ``n_tensors`` (tensors it touches),
+        ``n_cut`` (tensors it holds part of, not all) and ``placement``, a
+        categorical of :data:`PLACEMENTS`: "inside one tensor", "across a
+        boundary" (touches several tensors and cuts at least one) or "whole
+        tensors only".
+
+    Raises
+    ------
+    ValueError
+        As :func:`wdcore.descriptors.window_overlaps`.
+
+    Notes
+    -----
+    A cut tensor that no permutation reorders (the output layer's biases)
+    cannot change either; in our networks it is the last tensor, which the
+    last window holds whole.
+
+    Examples
+    --------
+    >>> window_placements([4, 2, 2], 2)[["n_weights", "placement"]].values.tolist()
+    [[4, 'whole tensors only'], [4, 'whole tensors only']]
+    >>> window_placements([6, 2], 2).placement.tolist()
+    ['inside one tensor', 'across a boundary']
+    """
+    overlaps = window_overlaps(layer_sizes, n_windows)  # (S, n_tensors)
+    sizes = np.asarray(layer_sizes, dtype=np.int64)  # (n_tensors,)
+    touched = overlaps > 0  # (S, n_tensors)
+    n_tensors = touched.sum(axis=1)  # (S,)
+    n_cut = (touched & (overlaps < sizes)).sum(axis=1)  # (S,)
+    placement = np.where(
+        n_cut == 0,
+        "whole tensors only",
+        np.where(n_tensors == 1, "inside one tensor", "across a boundary"),
+    )  # (S,)
+    # Categorical, so that a count by placement also lists placements no window has.
+    placement = pd.Categorical(placement, categories=PLACEMENTS)
+    bounds = window_boundaries(int(sizes.sum()), n_windows)  # (S + 1,)
+    return pd.DataFrame(
+        {
+            "start": bounds[:-1],
+            "stop": bounds[1:],
+            "n_weights": overlaps.sum(axis=1),
+            "n_tensors": n_tensors,
+            "n_cut": n_cut,
+            "placement": placement,
+        },
+        index=pd.RangeIndex(n_windows, name="window"),
+    )
+
+
+def sampling_noise_distance(
+    descriptors: np.ndarray, window_lengths: Sequence[int]
+) -> np.ndarray:
+    """Distance two descriptors would have from sampling alone.
+
+    If each window of a second descriptor held a fresh random sample of
+    ``n_s`` weights from the distribution ``p_s`` that the first shows, the
+    expected squared Euclidean distance between the two would be
+    ``sum_s sum_b 2 p_sb (1 - p_sb) / n_s`` (each bin a binomial share,
+    counted on both sides). The function returns its square root, using each
+    descriptor as its own ``p``.
+
+    Parameters
+    ----------
+    descriptors : array-like of shape (..., S, B)
+        Descriptors whose rows sum to 1 (MI-WD rows).
+    window_lengths : sequence of int of length S
+        Number of weights in each window (e.g. the ``n_weights`` column of
+        :func:`window_placements`).
+
+    Returns
+    -------
+    ndarray of shape (...)
+        One predicted distance per descriptor.
+
+    Raises
+    ------
+    ValueError
+        If ``window_lengths`` does not give one positive length per row, or a
+        row is not a distribution.
+
+    Notes
+    -----
+    The prediction treats the weights of a window as independent draws. A
+    permutation instead hands a window other whole rows (neurons) of the same
+    tensor, which may share scale within a row and overlap the rows it held,
+    so the measured distance can differ somewhat; chapter 5 compares them.
+
+    Examples
+    --------
+    >>> half = np.full((1, 2), 0.5)  # one window, two equal bins
+    >>> float(sampling_noise_distance(half, [100])[()])  # sqrt(2 * 0.5 / 100)
+    0.1
+    """
+    stack = np.asarray(descriptors, dtype=np.float64)  # (..., S, B)
+    lengths = np.asarray(window_lengths, dtype=np.float64)  # (S,)
+    if stack.ndim < 2 or lengths.shape != stack.shape[-2:-1] or np.any(lengths < 1):
+        raise ValueError(
+            f"window_lengths has shape {lengths.shape!r} for descriptors of shape "
+            f"{stack.shape!r}; expected one positive length per window (row)"
+        )
+    if np.any(stack < 0) or not np.allclose(stack.sum(axis=-1), 1.0, atol=1e-6):
+        raise ValueError(
+            "descriptors has rows that are not distributions; expected "
+            "non-negative rows summing to 1"
+        )
+    spread = 1.0 - np.sum(stack**2, axis=-1)  # (..., S)
+    return np.sqrt(np.sum(2.0 * spread / lengths, axis=-1))  # (...)
+
+
+def gallery_cell_changes(
+    descriptors: np.ndarray, *, min_fraction: float = 0.01
+) -> dict[str, float]:
+    """Median relative change of a descriptor cell under permutations and seeds.
+
+    The paper reads its figures by eye, cell by cell, on a log colour scale,
+    where what shows is a cell's relative change ``|b - a| / a``. This
+    function measures it over the cells that hold at least ``min_fraction``
+    of their window in the reference descriptor ``a``.
+
+    Parameters
+    ----------
+    descriptors : array-like of shape (n_settings, n_seeds, n_variants, S, B)
+        As for :func:`gallery_distances`; variant 0 is the original.
+    min_fraction : float, default=0.01
+        Smallest cell value counted, in (0, 1).
+
+    Returns
+    -------
+    dict of str to float
+        ``"permutations of one network"``: original against each permuted
+        copy; ``"seeds of one setting"``: each original against every other
+        seed's original of its setting (both orders).
+
+    Raises
+    ------
+    ValueError
+        As :func:`gallery_distances`, or if ``min_fraction`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> descriptors = np.full((1, 2, 2, 1, 2), 0.5)
+    >>> descriptors[0, 0, 1, 0] = [0.55, 0.45]  # a permutation moves 10 %
+    >>> descriptors[0, 1, :, 0] = [0.6, 0.4]  # the second seed, 20 % away
+    >>> changes = gallery_cell_changes(descriptors)
+    >>> [round(value, 2) for value in changes.values()]
+    [0.05, 0.2]
+    """
+    array = np.asarray(descriptors, dtype=float)
+    if array.ndim != 5 or array.shape[1] < 2 or array.shape[2] < 2:
+        raise ValueError(
+            f"descriptors has shape {array.shape!r}; expected (n_settings, "
+            "n_seeds >= 2, n_variants >= 2, S, B)"
+        )
+    min_fraction = _check_fraction("min_fraction", min_fraction, low_open=True)
+    originals = array[:, :, 0]  # (n_settings, n_seeds, S, B)
+    n_seeds = array.shape[1]
+    others = [(i, j) for i in range(n_seeds) for j in range(n_seeds) if i != j]
+    references = np.stack([originals[:, i] for i, _ in others], axis=1)
+    seeds = np.stack([originals[:, j] for _, j in others], axis=1)
+    # references, seeds: (n_settings, n_ordered_pairs, S, B)
+    levels = {
+        "permutations of one network": (array[:, :, :1], array[:, :, 1:]),
+        "seeds of one setting": (references, seeds),
+    }
+    changes = {}
+    for level, (reference, other) in levels.items():
+        reference = np.broadcast_to(reference, other.shape)
+        counted = reference >= min_fraction
+        changes[level] = float(
+            np.median(np.abs(other - reference)[counted] / reference[counted])
+        )
+    return changes
 
 
 def distance_to_final(descriptors: np.ndarray) -> np.ndarray:

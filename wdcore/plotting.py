@@ -3,9 +3,10 @@
 A descriptor is drawn as an image: rows are depth windows from shallow (top) to
 deep (bottom), columns are weight-value bins from ``-r`` to ``r``, and colour is
 the fraction of a window's weights in a bin on a log scale (empty bins get the
-lowest colour). The functions return their Axes or Figure and never call
-``show`` or ``savefig``; the book's style comes from
-:func:`wdcore.style.use_book_style`.
+lowest colour). :func:`label_points` writes short labels beside the points of a
+scatter or line plot where they overlap nothing. The functions return their
+Axes, Figure or labels and never call ``show`` or ``savefig``; the book's style
+comes from :func:`wdcore.style.use_book_style`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,31 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
 
 from wdcore.style import DESCRIPTOR_CMAP
 
-__all__ = ["descriptor_norm", "plot_descriptor", "plot_descriptor_grid"]
+__all__ = [
+    "LABEL_POSITIONS",
+    "descriptor_norm",
+    "label_points",
+    "plot_descriptor",
+    "plot_descriptor_grid",
+]
+
+# Where a label may sit relative to its point: offset in points and alignment.
+# Tried in this order; the first with the least overlap wins, so ties are
+# broken the same way every time.
+LABEL_POSITIONS = (
+    ((4, 3), "left", "bottom"),
+    ((4, -3), "left", "top"),
+    ((-4, 3), "right", "bottom"),
+    ((-4, -3), "right", "top"),
+    ((0, 6), "center", "bottom"),
+    ((0, -6), "center", "top"),
+    ((7, 0), "left", "center"),
+    ((-7, 0), "right", "center"),
+)
 
 
 def _check_descriptor(descriptor: object, name: str = "descriptor") -> np.ndarray:
@@ -261,3 +283,100 @@ def plot_descriptor_grid(
     label = "density (1 = uniform)" if density else "fraction of window"
     fig.colorbar(axes[0, 0].images[0], ax=axes, label=label, shrink=0.8)
     return fig, axes
+
+
+def _overlap(box: np.ndarray, others: np.ndarray) -> float:
+    """Total area shared by ``box`` (x0, y0, x1, y1) and each row of ``others``."""
+    width = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
+    height = np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1])
+    return float(np.sum(np.clip(width, 0, None) * np.clip(height, 0, None)))
+
+
+def label_points(
+    ax: Axes,
+    points: np.ndarray,
+    labels: Sequence[str],
+    *,
+    obstacles: np.ndarray | None = None,
+    marker_size: float = 8.0,
+    fontsize: float = 7.0,
+) -> list[Annotation]:
+    """Label points where the labels overlap no marker, other label or axes edge.
+
+    Each label tries the positions of :data:`LABEL_POSITIONS` around its point
+    in turn and keeps the one whose box overlaps least with every marker,
+    every label placed before it and the outside of the axes. The placement
+    reads the axes' current limits and size, so call it after everything else
+    is drawn. It is deterministic: the same plot gets the same labels.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes holding the points.
+    points : array-like of shape (n_points, 2)
+        Data coordinates of the points to label.
+    labels : sequence of str
+        One label per point.
+    obstacles : array-like of shape (n_obstacles, 2), optional
+        Further markers (data coordinates) labels should not cover; ``points``
+        are always avoided.
+    marker_size : float, default=8.0
+        Width of the square, in points, that a marker occupies.
+    fontsize : float, default=7.0
+        Label size in points.
+
+    Returns
+    -------
+    list of matplotlib.text.Annotation
+        The labels, in the order of ``points``.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not of shape (n_points, 2) or ``labels`` has another
+        length.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.set(xlim=(0, 1), ylim=(0, 1))  # two points 1 % of the width apart
+    >>> first, second = label_points(ax, [[0.5, 0.5], [0.51, 0.5]], ["256", "64"])
+    >>> bool(first.get_window_extent().overlaps(second.get_window_extent()))
+    False
+    >>> plt.close(fig)
+    """
+    points = np.asarray(points, dtype=np.float64)  # (n_points, 2)
+    if points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
+        raise ValueError(
+            f"points has shape {points.shape!r} and labels length {len(labels)}; "
+            "expected (n_points, 2) and one label per point"
+        )
+    extra = np.empty((0, 2)) if obstacles is None else np.asarray(obstacles, float)
+    ax.autoscale_view()  # apply pending limits before reading pixel positions
+    renderer = ax.figure.canvas.get_renderer()
+    to_pixels = ax.figure.dpi / 72  # pixels per point
+    markers = ax.transData.transform(np.concatenate([points, extra]))  # (n, 2)
+    half = marker_size * to_pixels / 2
+    taken = np.hstack([markers - half, markers + half])  # (n, 4) boxes in pixels
+    frame = ax.get_window_extent(renderer).extents  # (x0, y0, x1, y1)
+    annotations = []
+    for point, label in zip(points, labels, strict=True):
+        annotation = ax.annotate(
+            str(label), point, xytext=(0, 0), textcoords="offset points",
+            fontsize=fontsize,
+        )  # fmt: skip
+        costs = []
+        for offset, horizontal, vertical in LABEL_POSITIONS:
+            annotation.set(position=offset, ha=horizontal, va=vertical)
+            box = np.array(annotation.get_window_extent(renderer).extents)  # (4,)
+            inside = _overlap(box, frame[None])
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            costs.append(_overlap(box, taken) + 2 * (area - inside))
+        offset, horizontal, vertical = LABEL_POSITIONS[int(np.argmin(costs))]
+        annotation.set(position=offset, ha=horizontal, va=vertical)
+        box = np.array(annotation.get_window_extent(renderer).extents)  # (4,)
+        taken = np.vstack([taken, box])  # (n + 1, 4)
+        annotations.append(annotation)
+    return annotations

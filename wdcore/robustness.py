@@ -47,6 +47,7 @@ from wdcore._random import RandomState, check_random_state
 __all__ = [
     "FINDINGS",
     "METRICS",
+    "MIN_RANKED_SHARE",
     "REPRESENTATIONS",
     "Informativeness",
     "OutputChangeError",
@@ -1268,16 +1269,25 @@ def compare_choices(
 _BASELINES = ("raw", "pca", "random_projection")
 
 
+# Accuracies are fractions of a count, so "at least the margin" must not hinge on
+# the last bit of a float sum such as 0.05 + 1 / 3.
+_TOLERANCE = 1e-9
+
+# A reading over hyperparameters needs at least this share of the scored ones
+# (and at least two) predicted above chance, or "most" rests on one or two.
+MIN_RANKED_SHARE = 0.5
+
+
 def _lead(first: float, second: float, margin: float, chance: float = -np.inf):
     """ "yes" if ``first`` leads by ``margin``, "no" if it trails by it.
 
     Neither leads ("inconclusive") if neither beats ``chance`` by ``margin``.
     """
-    if max(first, second) < chance + margin:
+    if max(first, second) < chance + margin - _TOLERANCE:
         return "inconclusive"
-    if first >= second + margin:
+    if first >= second + margin - _TOLERANCE:
         return "yes"
-    return "no" if second >= first + margin else "inconclusive"
+    return "no" if second >= first + margin - _TOLERANCE else "inconclusive"
 
 
 def _stats_beat_baselines(means, scores, margin, n_models):
@@ -1294,8 +1304,22 @@ def _stats_beat_baselines(means, scores, margin, n_models):
     return _lead(stats.accuracy, best.accuracy, margin, stats.chance), text
 
 
+def _group_hyperparameters(pairs: pd.DataFrame, chance: pd.Series, margin: float):
+    """Sort hyperparameters into ahead, behind, within the margin and at chance."""
+    groups = {"ahead": [], "behind": [], "within the margin": [], "at chance": []}
+    for name, (stats, mi_wd) in pairs.iterrows():
+        lead = _lead(stats, mi_wd, margin, chance[name])
+        text = f"{name} {stats:.2f} vs {mi_wd:.2f}"
+        if max(stats, mi_wd) < chance[name] + margin - _TOLERANCE:
+            groups["at chance"].append(f"{text} (chance {chance[name]:.2f})")
+            continue
+        key = {"yes": "ahead", "no": "behind"}.get(lead, "within the margin")
+        groups[key].append(text)
+    return groups
+
+
 def _stats_lead_per_hyperparameter(means, scores, margin, n_models):
-    """Global statistics lead equal-size MI-WD on more hyperparameters than not."""
+    """Global statistics lead equal-size MI-WD on most hyperparameters above chance."""
     if not {"global_stats", "mi_wd"} <= set(means.representation):
         return "not checked", "global_stats or mi_wd was not scored"
     dim = int(means[means.representation == "global_stats"].dim.min())
@@ -1307,14 +1331,19 @@ def _stats_lead_per_hyperparameter(means, scores, margin, n_models):
         return "not checked", f"mi_wd was not scored at {dim} dims"
     pairs = wide[[("global_stats", dim), ("mi_wd", dim)]].dropna()
     chance = scored.groupby("hyperparameter").chance.first()
-    groups = {"ahead": [], "behind": [], "within the margin or at chance": []}
-    for name, (stats, mi_wd) in pairs.iterrows():
-        lead = _lead(stats, mi_wd, margin, chance[name])
-        key = {"yes": "ahead", "no": "behind"}.get(lead, list(groups)[-1])
-        groups[key].append(f"{name} {stats:.2f} vs {mi_wd:.2f}")
+    groups = _group_hyperparameters(pairs, chance, margin)
+    n_ahead, n_behind = len(groups["ahead"]), len(groups["behind"])
+    n_ranked = len(pairs) - len(groups["at chance"])
     text = "; ".join(f"{key}: {', '.join(g) or 'none'}" for key, g in groups.items())
-    verdict = _lead(len(groups["ahead"]), len(groups["behind"]), 1)
-    return verdict, f"{dim} dims, {text}"
+    text = (
+        f"{dim} dims, ahead on {n_ahead} of the {n_ranked} hyperparameters either "
+        f"predicts above chance by the margin ({len(pairs)} scored); {text}"
+    )
+    if n_ranked < max(2, MIN_RANKED_SHARE * len(pairs)):
+        return "inconclusive", f"{text}; too few above chance to speak of most"
+    if 2 * n_ahead > n_ranked:
+        return "yes", text
+    return ("no" if 2 * n_behind >= n_ranked else "inconclusive"), text
 
 
 def _mi_wd_grows(means, scores, margin, n_models):
@@ -1367,8 +1396,8 @@ def _all_beat_chance(means, scores, margin, n_models):
 READINGS: tuple[tuple[str, Callable], ...] = (
     ("Global statistics beat every raw, PCA and projection size",
      _stats_beat_baselines),
-    ("Global statistics beat MI-WD of equal size on most hyperparameters",
-     _stats_lead_per_hyperparameter),
+    ("Global statistics beat MI-WD of equal size on most hyperparameters that "
+     "either predicts above chance", _stats_lead_per_hyperparameter),
     ("MI-WD gains information as it grows", _mi_wd_grows),
     ("PCA loses accuracy at its largest size although it keeps the smaller sizes",
      _nested_loses),
@@ -1386,8 +1415,16 @@ def read_informativeness(
     another ("yes") when it scores at least ``margin`` higher, loses ("no")
     when it scores at least ``margin`` lower, and the reading is
     "inconclusive" in between, or when neither beats chance by ``margin`` (the
-    probe learned nothing, so it cannot rank them). The per-hyperparameter
-    reading counts the hyperparameters on which each side leads by ``margin``.
+    probe learned nothing, so it cannot rank them).
+
+    The per-hyperparameter reading looks only at the hyperparameters that
+    either global statistics or MI-WD of the same size predicts above chance
+    by ``margin``. It holds when global statistics lead by ``margin`` on more
+    than half of them, fails when they trail by ``margin`` on at least half,
+    and is "inconclusive" in between, or when fewer than
+    :data:`MIN_RANKED_SHARE` of the scored hyperparameters (or fewer than two)
+    are predicted above chance. Comparisons at exactly the margin count as
+    reaching it.
 
     PCA's larger sizes keep the leading components of the smaller ones, so
     they hold at least the same information: if its accuracy falls as it
@@ -1423,7 +1460,10 @@ def read_informativeness(
     ...     "dim": [16, 16, 64, 16, 64], "hyperparameter": "optimizer",
     ...     "accuracy": [0.7, 0.5, 0.9, 0.6, 0.4], "chance": 0.4})
     >>> read_informativeness(scores, n_models=50).holds.tolist()
-    ['yes', 'yes', 'yes', 'yes', 'no']
+    ['yes', 'inconclusive', 'yes', 'yes', 'no']
+
+    The second reading is inconclusive: one hyperparameter is too few to
+    speak of "most".
     """
     means = _mean_scores(scores)
     if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
@@ -1448,6 +1488,10 @@ def plot_tradeoff(
     ax: Axes | None = None,
 ) -> Axes:
     """Scatter invariance against informativeness, one line per representation.
+
+    Each point is labelled with its dimensionality where the label covers no
+    other point or label (:func:`wdcore.plotting.label_points`); the legend
+    sits below the axes.
 
     Parameters
     ----------
@@ -1481,6 +1525,8 @@ def plot_tradeoff(
     """
     import matplotlib.pyplot as plt
 
+    from wdcore.plotting import label_points
+
     means = _mean_scores(scores)
     merged = _check_table(ratios, "ratios").merge(means, on=["representation", "dim"])
     if merged.empty:
@@ -1490,8 +1536,8 @@ def plot_tradeoff(
         )
     if ax is None:
         _, ax = plt.subplots()
-    # Distinct markers keep lines of similar colour apart; single points (global
-    # statistics) are drawn large and on top, and labels alternate above/below.
+    # Distinct markers keep lines of similar colour apart. A single point (global
+    # statistics) is a large hollow star, so a point under it stays visible.
     markers = "os^DvP<>"
     groups = merged.groupby("representation", sort=False)
     for index, (name, rows) in enumerate(groups):
@@ -1500,15 +1546,14 @@ def plot_tradeoff(
         ax.plot(
             rows.accuracy, rows.ratio, "-", label=name, zorder=3 if single else 2,
             marker="*" if single else markers[index % len(markers)],
-            markersize=11 if single else 5,
+            markersize=13 if single else 5, markeredgewidth=1.4 if single else 1,
+            markerfacecolor="none" if single else None,
         )  # fmt: skip
-        for row in rows.itertuples():
-            ax.annotate(
-                str(row.dim), (row.accuracy, row.ratio), fontsize=7,
-                xytext=(3, 4 if index % 2 == 0 else -10), textcoords="offset points",
-            )  # fmt: skip
     ax.axvline(means.chance.mean(), color="grey", linestyle="--", label="chance")
     ax.set_xlabel("mean probe accuracy over hyperparameters (fraction correct)")
     ax.set_ylabel("intra/inter distance ratio (lower = more invariant)")
-    ax.legend(loc="best")
+    # Below the axes, the legend cannot cover a point or a label.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
+    points = merged[["accuracy", "ratio"]].to_numpy()  # (n_points, 2)
+    label_points(ax, points, merged.dim.astype(str).tolist(), fontsize=8)
     return ax
