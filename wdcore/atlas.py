@@ -180,7 +180,9 @@ def embed(
     descriptors : ndarray of shape (n_models, S, B)
         One descriptor per model.
     random_state : None, int or numpy.random.Generator
-        Seeds t-SNE. An int gives the same coordinates on every call.
+        Passed on to t-SNE. With the PCA initialization used here scikit-learn's
+        t-SNE draws no random numbers, so the coordinates are the same for every
+        value; it is kept for an initialization that does.
     perplexity : float, default=30.0
         Effective number of neighbours t-SNE balances; must be below ``n_models``.
     transform : {"sqrt", "log", "none"}, default="sqrt"
