@@ -318,6 +318,25 @@ def test_stage_reads_and_writes_the_build_dir(tmp_path):
     assert len(list((build.book / "notebooks").glob("*.ipynb"))) == len(NOTEBOOKS)
 
 
+def test_stage_folds_the_injected_parameters_cell(tmp_path):
+    build = book.Build(tmp_path / "quick")
+    mathjax = tmp_path / "mathjax" / "es5"
+    mathjax.mkdir(parents=True)
+    (mathjax / "tex-chtml.js").write_text("// MathJax")
+    for notebook in book.toc_notebooks(ROOT):
+        executed = build.executed / notebook.relative_to(ROOT)
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        cells = make_notebook("quick = False", "# Parameters\nquick = True", "x = 1")
+        cells.cells[0].metadata["tags"] = ["parameters"]
+        cells.cells[1].metadata["tags"] = ["injected-parameters"]
+        nbformat.write(cells, executed)
+    book.stage_book(build, mathjax=mathjax)
+
+    staged = nbformat.read(next((build.book / "notebooks").glob("*.ipynb")), 4)
+    assert [cell.metadata.get("tags", []) for cell in staged.cells] == [
+        ["parameters"], ["injected-parameters", "hide-cell"], []]
+
+
 def make_tarball(path: Path, files: dict[str, bytes]) -> str:
     """Write a gzipped tarball of ``files`` and return its npm-style integrity."""
     with tarfile.open(path, "w:gz") as tar:

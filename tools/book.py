@@ -430,6 +430,18 @@ def check_figures(notebook: dict, name: str) -> None:
             )
 
 
+def hide_injected_parameters(notebook: dict) -> None:
+    """Fold papermill's injected parameters cell behind a toggle.
+
+    It repeats the parameters cell above it with the values this build passed,
+    which a reader may want to check but need not read.
+    """
+    for cell in notebook.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+
+
 def stage_book(build: Build, *, mathjax: Path = MATHJAX) -> None:
     """Copy the book source, executed notebooks and MathJax into ``build.book``."""
     stage = build.book
@@ -451,9 +463,11 @@ def stage_book(build: Build, *, mathjax: Path = MATHJAX) -> None:
                 f"{entry}.ipynb has not been executed into "
                 f"{display_path(build.executed)}: run 'execute' first"
             )
-        check_figures(json.loads(executed.read_text()), executed.name)
+        notebook = json.loads(executed.read_text())
+        check_figures(notebook, executed.name)
         (stage / f"{entry}.ipynb").parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed, stage / f"{entry}.ipynb")
+        hide_injected_parameters(notebook)
+        (stage / f"{entry}.ipynb").write_text(json.dumps(notebook, indent=1))
     if not (mathjax / "tex-chtml.js").exists():
         raise BookError(
             f"MathJax is missing at {display_path(mathjax)}: run 'make setup' first"
