@@ -26,6 +26,7 @@ from wdcore.robustness import (
     merge_with_paper,
     permute_models,
     plot_tradeoff,
+    ratio_by_group,
     ratio_table,
     read_informativeness,
 )
@@ -999,3 +1000,38 @@ def test_read_informativeness_rejects_bad_input(kwargs, match):
 def test_read_informativeness_rejects_a_table_without_scores():
     with pytest.raises(ValueError, match="scores=.* is not valid"):
         read_informativeness(pd.DataFrame({"dim": [16]}), n_models=10)
+
+
+# ratio_by_group ------------------------------------------------------------------
+
+
+def test_ratio_by_group_uses_only_the_group_for_inter_distances():
+    # Two tight pairs far apart: within a pair the inter distance is 1, so a
+    # shift of 0.5 gives 0.5; over the whole set the far pair dominates.
+    points = np.array([[0.0], [1.0], [100.0], [101.0]])
+    original = {("raw", 1): points}
+    permuted = {("raw", 1): points[:, None, :] + 0.5}
+    table = ratio_by_group(original, permuted, ["near", "near", "far", "far"])
+    assert list(table.columns) == ["near", "far"]
+    assert table.loc[("raw", 1)].tolist() == pytest.approx([0.5, 0.5])
+    whole = ratio_table(original, permuted).ratio.item()
+    assert whole < 0.05
+
+
+def test_ratio_by_group_leaves_out_singletons():
+    points = np.arange(5.0)[:, None]
+    table = ratio_by_group({("raw", 1): points}, {("raw", 1): points[:, None, :]},
+                           ["a", "a", "b", "b", "c"])
+    assert list(table.columns) == ["a", "b"]
+    assert table.to_numpy().tolist() == [[0.0, 0.0]]
+
+
+@pytest.mark.parametrize(
+    "groups, message",
+    [(["a", "b"], "groups has 2 labels but there are 3 models"),
+     (["a", "b", "c"], "no group of"), ],
+)
+def test_ratio_by_group_rejects_bad_groups(groups, message):
+    points = np.arange(3.0)[:, None]
+    with pytest.raises(ValueError, match=message):
+        ratio_by_group({("raw", 1): points}, {("raw", 1): points[:, None, :]}, groups)

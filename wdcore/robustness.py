@@ -68,6 +68,7 @@ __all__ = [
     "merge_with_paper",
     "permute_models",
     "plot_tradeoff",
+    "ratio_by_group",
     "ratio_table",
     "read_informativeness",
 ]
@@ -392,6 +393,75 @@ def ratio_table(
         rows.append(row)
     columns = [*TABLE_COLUMNS, "intra", "inter"] if distances else TABLE_COLUMNS
     return pd.DataFrame(rows, columns=list(columns))
+
+
+def ratio_by_group(
+    original: Mapping[tuple[str, int], np.ndarray],
+    permuted: Mapping[tuple[str, int], np.ndarray],
+    groups: Sequence[object],
+    *,
+    metric: str = "euclidean",
+) -> pd.DataFrame:
+    """Intra/inter ratio of every representation, within each group of models.
+
+    The inter distance of a model is averaged over the other members of its
+    group only, so the table shows how a representation separates permuted
+    copies from networks that are alike in the grouping (e.g. one
+    initialization), rather than from the whole zoo.
+
+    Parameters
+    ----------
+    original, permuted : mappings as in :func:`ratio_table`
+        Representations of the models and of their permuted copies.
+    groups : sequence of length n_models
+        Group label of every model. Groups with fewer than two members have
+        no inter distance and are left out.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Passed to :func:`intra_inter_ratio`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``representation, dim``, one column per group (in order of
+        first appearance) with the group's mean ratio.
+
+    Raises
+    ------
+    ValueError
+        If ``groups`` does not have one label per model, no group has two
+        members, or as :func:`ratio_table`.
+
+    Examples
+    --------
+    >>> original = {("raw", 1): np.array([[0.0], [1.0], [10.0], [20.0]])}
+    >>> permuted = {("raw", 1): original[("raw", 1)][:, None, :] + 0.5}
+    >>> ratio_by_group(original, permuted, ["a", "a", "b", "b"]).to_dict("index")
+    {('raw', 1): {'a': 0.5, 'b': 0.05}}
+    """
+    labels = pd.Series(np.asarray(groups, dtype=object))
+    n_models = len(next(iter(original.values()))) if original else 0
+    if len(labels) != n_models:
+        raise ValueError(
+            f"groups has {len(labels)} labels but there are {n_models} models; "
+            "expected one label per model"
+        )
+    columns = {}
+    for label in labels.unique():
+        members = (labels == label).to_numpy()
+        if members.sum() < 2:
+            continue
+        table = ratio_table(
+            {key: values[members] for key, values in original.items()},
+            {key: values[members] for key, values in permuted.items()},
+            metric=metric,
+        )
+        columns[label] = table.set_index(["representation", "dim"]).ratio
+    if not columns:
+        raise ValueError(
+            f"no group of {sorted(map(str, labels.unique()))} has two members; "
+            "expected at least one group with two or more models"
+        )
+    return pd.DataFrame(columns)
 
 
 # --------------------------------------------------------------------------
@@ -1029,10 +1099,14 @@ def _raw_and_projection_highest(table: pd.DataFrame) -> tuple[bool | None, str]:
     wide = table.pivot(index="dim", columns="representation", values="ratio")
     if not set(names) <= set(wide.columns):
         return None, "a representation is missing"
-    means = wide[list(names)].dropna().mean()
-    if wide[list(names)].dropna().empty:
+    shared = wide[list(names)].dropna()
+    if shared.empty:
         return None, "no size shared by all four"
-    text = ", ".join(f"{name} {means[name]:.3f}" for name in names)
+    means = shared.mean()
+    sizes = ", ".join(str(int(dim)) for dim in shared.index)
+    text = f"mean over sizes {sizes}: " + ", ".join(
+        f"{name} {means[name]:.3f}" for name in names
+    )
     return bool(means[list(names[:2])].min() > means[list(names[2:])].max()), text
 
 
