@@ -334,7 +334,10 @@ def test_stage_folds_the_injected_parameters_cell(tmp_path):
 
     staged = nbformat.read(next((build.book / "notebooks").glob("*.ipynb")), 4)
     assert [cell.metadata.get("tags", []) for cell in staged.cells] == [
-        ["parameters"], ["injected-parameters", "hide-cell"], []]
+        ["parameters"],
+        ["injected-parameters", "hide-cell"],
+        [],
+    ]
 
 
 def make_tarball(path: Path, files: dict[str, bytes]) -> str:

@@ -1020,16 +1020,21 @@ def test_ratio_by_group_uses_only_the_group_for_inter_distances():
 
 def test_ratio_by_group_leaves_out_singletons():
     points = np.arange(5.0)[:, None]
-    table = ratio_by_group({("raw", 1): points}, {("raw", 1): points[:, None, :]},
-                           ["a", "a", "b", "b", "c"])
+    table = ratio_by_group(
+        {("raw", 1): points},
+        {("raw", 1): points[:, None, :]},
+        ["a", "a", "b", "b", "c"],
+    )
     assert list(table.columns) == ["a", "b"]
     assert table.to_numpy().tolist() == [[0.0, 0.0]]
 
 
 @pytest.mark.parametrize(
     "groups, message",
-    [(["a", "b"], "groups has 2 labels but there are 3 models"),
-     (["a", "b", "c"], "no group of"), ],
+    [
+        (["a", "b"], "groups has 2 labels but there are 3 models"),
+        (["a", "b", "c"], "no group of"),
+    ],
 )
 def test_ratio_by_group_rejects_bad_groups(groups, message):
     points = np.arange(3.0)[:, None]

@@ -178,7 +178,7 @@ def plot_descriptor(
         ax.set_ylabel("depth (fraction of weights)\nshallow → deep")
     if colorbar:
         label = "density (1 = uniform)" if density else "fraction of window"
-        ax.figure.colorbar(image, ax=ax, label=label)
+        ax.figure.colorbar(image, ax=ax, label=label).minorticks_off()
     return ax
 
 
@@ -281,7 +281,9 @@ def plot_descriptor_grid(
     for ax in axes[-1]:
         ax.set_xlabel("weight value" if value_range else "bin (index)")
     label = "density (1 = uniform)" if density else "fraction of window"
-    fig.colorbar(axes[0, 0].images[0], ax=axes, label=label, shrink=0.8)
+    # Minor ticks of a log scale crowd a short colorbar; the decades suffice.
+    bar = fig.colorbar(axes[0, 0].images[0], ax=axes, label=label, shrink=0.8)
+    bar.minorticks_off()
     return fig, axes
 
 
