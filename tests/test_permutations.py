@@ -390,6 +390,42 @@ def test_reused_parameter_free_activation_is_accepted():
     assert [group.size for group in spec.groups] == [4, 4]
 
 
+def test_reused_pooling_module_is_checked_at_every_position():
+    # One MaxPool1d object placed twice: after the convolution it pools along
+    # the length, which is safe; after the Linear layer it would pool across
+    # neighbouring neurons, so the second position must be refused.
+    pool = nn.MaxPool1d(3, stride=1, padding=1)
+    model = nn.Sequential(
+        nn.Conv1d(1, 4, 3, padding=1),
+        pool,
+        nn.Flatten(),
+        nn.Linear(64, 8),
+        nn.ReLU(),
+        pool,
+        nn.Linear(8, 2),
+    )
+    with pytest.raises(UnsupportedArchitectureError, match=r"module at '5'"):
+        permute(model, random_state=0)
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool1d(2), nn.AvgPool1d(2)])
+def test_reused_pooling_module_after_convolutions_preserves_outputs(pool):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        pool,
+        nn.Conv1d(4, 6, 3, padding=1),
+        nn.ReLU(),
+        pool,
+        nn.Flatten(),
+        nn.Linear(6 * 4, 3),
+    ).eval()
+    x = torch.randn(5, 1, 16)
+    permuted = permute(model, random_state=1)
+    torch.testing.assert_close(permuted(x), model(x), rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------
 # Every unsupported architecture names the module, its position and the reason
 # --------------------------------------------------------------------------

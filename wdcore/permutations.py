@@ -470,9 +470,15 @@ def _visit_elementwise(module: nn.Module, prefix: str, walk: _Walk) -> None:
 
 
 def _visit_sequential(module: nn.Sequential, prefix: str, walk: _Walk) -> None:
-    """Visit the children of a Sequential in the order they run."""
-    for name, child in module.named_children():
-        _visit(child, _key(prefix, name), walk)
+    """Visit the children of a Sequential in the order they run.
+
+    ``named_children`` would list a module object only once, so a pooling or
+    activation module placed at two positions would be checked at the first
+    position only; every position must be visited.
+    """
+    for name, child in module._modules.items():
+        if child is not None:
+            _visit(child, _key(prefix, name), walk)
 
 
 _ELEMENTWISE = (
