@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -244,6 +245,52 @@ def test_arbitrary_pickles_are_refused(tmp_path):
         "Loader said: Unsupported global: GLOBAL torch.nn.modules.linear.Linear "
         "was not an allowed global by default."
     )
+
+
+def test_flipped_tensor_byte_in_a_pt_file_is_caught(tmp_path):
+    """Regression: torch.load ignores the zip CRCs, so a damaged byte in the
+    tensor data was read as a wrong weight without any error."""
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.arange(1000.0)}, path)
+    content = bytearray(path.read_bytes())
+    at = content.find(np.float32(500.0).tobytes())
+    content[at : at + 4] = np.float32(12345.0).tobytes()
+    path.write_bytes(bytes(content))
+    with pytest.raises(
+        ValueError, match=r"m.pt' is corrupt: its member '.*data/0' fails its CRC-32"
+    ):
+        load_checkpoint(path)
+
+
+def test_malformed_pickle_is_called_corrupt_not_unsafe(tmp_path):
+    """Regression: a file of garbage bytes was said to need arbitrary objects,
+    and the error quoted torch's advice to load it with weights_only=False."""
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"\x8c" + bytes(range(256)) * 8)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "is not a readable PyTorch/safetensors checkpoint" in message
+    assert "arbitrary" not in message
+    assert "weights_only" not in message
+
+
+def test_pickled_function_call_is_refused_and_named(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"x": _RunsACommand()}, path)
+    with pytest.raises(ValueError, match="needs arbitrary Python objects") as info:
+        load_checkpoint(path)
+    assert str(info.value).endswith(
+        "Loader said: Trying to load unsupported GLOBAL posix.system whose module "
+        "posix is blocked."
+    )
+
+
+class _RunsACommand:
+    """Unpickling this would call os.system; it is never unpickled here."""
+
+    def __reduce__(self):
+        return (os.system, ("true",))
 
 
 @pytest.mark.parametrize("n_snapshots", [1, 3])

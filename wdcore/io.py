@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -311,16 +312,27 @@ def load_checkpoint(path: str | os.PathLike) -> object:
         )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint path={str(path)!r} does not exist")
+    if suffix in TORCH_SUFFIXES:
+        _check_zip_crcs(path)
     try:
         if suffix in SAFETENSORS_SUFFIXES:
             return _load_safetensors(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        refused = _refused_global(error)
+        if refused is None:
+            # No class or function was named: the pickle itself is malformed.
+            raise ValueError(
+                f"checkpoint path={str(path)!r} is not a readable PyTorch/"
+                f"safetensors checkpoint (its pickle data are malformed: "
+                f"{_malformed_detail(error)}); expected a complete {suffix} file "
+                "(is it truncated or corrupt?)"
+            ) from error
         raise ValueError(
             f"checkpoint path={str(path)!r} needs arbitrary Python objects to be "
             "unpickled, which wdcore refuses; expected tensors, dicts and plain "
             "values (re-save the state dict with torch.save(model.state_dict())"
-            f" or as .safetensors). Loader said: {_unpickling_detail(error)}"
+            f" or as .safetensors). Loader said: {refused}"
         ) from error
     except (Warning, _DataChecksumError):
         # A warning turned into an error is the caller's choice, and a checksum
@@ -342,11 +354,46 @@ def _first_line(error: BaseException) -> str:
     return lines[0].strip() if lines else type(error).__name__
 
 
-def _unpickling_detail(error: BaseException) -> str:
-    """The sentence of torch's weights-only refusal that names the object."""
+def _check_zip_crcs(path: Path) -> None:
+    """Raise if a member of a zip-format PyTorch file fails its CRC-32 check.
+
+    ``torch.load`` does not check the CRCs that ``torch.save`` records, so a
+    flipped byte in the tensor data would otherwise give wrong weights.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a complete zip (legacy format or truncated): torch.load says
+    except zipfile.LargeZipFile:  # pragma: no cover - needs a file over 2 GiB
+        return
+    if damaged is not None:
+        raise ValueError(
+            f"checkpoint path={str(path)!r} is corrupt: its member {damaged!r} "
+            "fails its CRC-32 check; expected the bytes torch.save wrote (was the "
+            "file damaged in storage or transfer?)"
+        )
+
+
+def _refused_global(error: BaseException) -> str | None:
+    """The sentence of torch's weights-only refusal that names the object.
+
+    ``None`` if the message names no class or function, which means the file
+    is not a valid pickle rather than one that asks for arbitrary objects.
+    """
     text = ANSI_ESCAPE.sub("", str(error))
-    match = re.search(r"WeightsUnpickler error:\s*(.*?\.)(?:\s|$)", text)
-    return match.group(1) if match else _first_line(error)
+    match = re.search(r"(Unsupported global: GLOBAL .*?\.)(?:\s|$)", text)
+    if match:
+        return match.group(1)
+    match = re.search(r"(Trying to load unsupported GLOBAL .*?\.)(?:\s|$)", text)
+    return match.group(1) if match else None
+
+
+def _malformed_detail(error: BaseException) -> str:
+    """What torch's unpickler said about a malformed pickle, without its advice."""
+    text = ANSI_ESCAPE.sub("", str(error))
+    match = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    return match.group(1).strip() if match else type(error).__name__
 
 
 def _reason(path: Path, error: BaseException) -> str:
