@@ -405,6 +405,8 @@ def test_invalid_value_range(value_range):
         (3.5e38, r"value_range=3.5e\+38 .*r <= 3.4e\+38, so that r and the bin"),
         (2e-38, r"value_range=2e-38 .* bin width 2r/4 are normal float32 numbers"),
         ([1.0, 1e-300], r"value_range=\[1.0, 1e-300\] is not valid \(r=1e-300\)"),
+        # Regression: an int beyond float64 raised a bare OverflowError.
+        (10**400, r"value_range=1000+ is not valid; expected a finite number r "),
     ],
 )
 def test_value_range_must_suit_float32(value_range, message):
@@ -436,7 +438,22 @@ def test_default_value_range_too_small_is_refused():
         mi_wd(weights, size=4)
 
 
-@pytest.mark.parametrize("value_range", ["1.0", True, object()])
+@pytest.mark.parametrize(
+    "value_range",
+    [
+        "1.0",
+        True,
+        object(),
+        # Regression: arrays of these were cast to float and accepted.
+        np.array([True]),
+        np.array(["1.0"]),
+        np.array([b"1"]),
+        np.array([1 + 0j]),
+        torch.tensor([True]),
+        [1.0, "2"],
+        [[1.0], [2.0, 3.0]],
+    ],
+)
 def test_value_range_of_wrong_type(value_range):
     with pytest.raises(TypeError, match="value_range=.* is not valid"):
         mi_wd(np.ones(100, dtype=np.float32), size=4, value_range=value_range)

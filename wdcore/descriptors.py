@@ -663,14 +663,7 @@ def _check_value_range(
                 "rescale the weights"
             )
         return ranges
-    if isinstance(value_range, bool | str | bytes) or not isinstance(
-        value_range, numbers.Real | np.ndarray | Sequence | torch.Tensor
-    ):
-        raise TypeError(
-            f"value_range={value_range!r} is not valid; expected None, a positive "
-            "number or one positive number per model"
-        )
-    ranges = np.array(value_range, dtype=np.float64).reshape(-1)  # (n_ranges,)
+    ranges = _range_numbers(value_range).reshape(-1)  # (n_ranges,)
     if np.ndim(value_range) > 1 or len(ranges) not in (1, n_models):
         raise ValueError(
             f"value_range={value_range!r} is not valid; expected a positive finite "
@@ -684,6 +677,47 @@ def _check_value_range(
             f"{_range_bounds(n_bins)} (bins span [-r, r])"
         )
     return np.broadcast_to(ranges, (n_models,)).copy()  # (n_models,)
+
+
+def _range_numbers(value_range: object) -> np.ndarray:
+    """``value_range`` as float64, refusing booleans, text and complex numbers."""
+    wrong_type = TypeError(
+        f"value_range={value_range!r} is not valid; expected None, a positive "
+        "number or one positive number per model"
+    )
+    if isinstance(value_range, bool | str | bytes) or not isinstance(
+        value_range, numbers.Real | np.ndarray | Sequence | torch.Tensor
+    ):
+        raise wrong_type
+    if isinstance(value_range, torch.Tensor):
+        if value_range.dtype == torch.bool or value_range.is_complex():
+            raise wrong_type
+        return value_range.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(value_range)
+    except (TypeError, ValueError) as error:  # ragged nesting, say
+        raise wrong_type from error
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O":  # Python ints too large for int64, or a mix
+        items = array.reshape(-1).tolist()
+        if all(isinstance(item, numbers.Real) for item in items) and not any(
+            isinstance(item, bool) for item in items
+        ):
+            # float() of an int beyond float64 overflows; call it infinite so
+            # that the range check below names it as too large.
+            return np.array(
+                [_float_or_inf(item) for item in items], dtype=np.float64
+            ).reshape(array.shape)
+    raise wrong_type
+
+
+def _float_or_inf(number: numbers.Real) -> float:
+    """``float(number)``, or signed infinity if it is beyond float64."""
+    try:
+        return float(number)
+    except OverflowError:
+        return float("inf") if number > 0 else float("-inf")
 
 
 def _is_valid_range(ranges: np.ndarray, n_bins: int) -> np.ndarray:
