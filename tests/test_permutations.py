@@ -836,6 +836,22 @@ def test_old_style_weight_and_spectral_norm_are_refused(norm, message):
         permute(model, random_state=0)
 
 
+@pytest.mark.parametrize("amount", [0.0, 0.5])
+def test_pruned_layers_are_refused_as_pruned(amount):
+    """Regression: a pruned layer was said to carry spectral norm."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    torch.nn.utils.prune.l1_unstructured(model[2], "weight", amount=amount)
+    with pytest.raises(
+        UnsupportedArchitectureError,
+        match=r"module at '2' .*pruning \(torch.nn.utils.prune\) recomputes "
+        r"'weight' from 'weight_orig' and 'weight_mask'.*prune.remove\(module, "
+        r"'weight'\)",
+    ):
+        permute(model, random_state=0)
+    torch.nn.utils.prune.remove(model[2], "weight")
+    permute(model, random_state=0)
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_weight_norm_parameters_without_hook_are_refused():
     model = nn.Sequential(

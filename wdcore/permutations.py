@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from wdcore._random import RandomState, check_random_state
 
@@ -607,32 +608,49 @@ def _check_no_sharing(model: nn.Module) -> None:
         first_key[id(tensor)] = key
 
 
-def _reparametrization(module: nn.Module) -> tuple[str, str] | None:
-    """Name the old-style weight or spectral norm applied to ``module``, if any."""
+def _reparametrization(module: nn.Module) -> str | None:
+    """Say why a pruning, weight-norm or spectral-norm hook on ``module`` is refused.
+
+    These older tools keep the real weight under another name and recompute
+    ``weight`` in a forward pre-hook, so permuting ``weight`` would be undone.
+    """
     names = {name for name, _ in module.named_parameters(recurse=False)}
+    buffers = {name for name, _ in module.named_buffers(recurse=False)}
     hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
     hook_types = {type(hook).__name__ for hook in hooks}
+    pruned = sorted(
+        name[: -len("_orig")]
+        for name in names
+        if name.endswith("_orig") and f"{name[: -len('_orig')]}_mask" in buffers
+    )
+    if pruned or any(isinstance(hook, prune.BasePruningMethod) for hook in hooks):
+        tensor = pruned[0] if pruned else "weight"
+        return (
+            f"pruning (torch.nn.utils.prune) recomputes {tensor!r} from "
+            f"'{tensor}_orig' and '{tensor}_mask' in a pre-hook; make it permanent "
+            f"first with torch.nn.utils.prune.remove(module, {tensor!r})"
+        )
     if "WeightNorm" in hook_types or any(
         name.endswith("_g") and f"{name[:-2]}_v" in names for name in names
     ):
-        return "weight norm", "weight_norm"
-    if "SpectralNorm" in hook_types or any(name.endswith("_orig") for name in names):
-        return "spectral norm", "spectral_norm"
-    return None
+        norm, function = "weight norm", "weight_norm"
+    elif "SpectralNorm" in hook_types or any(name.endswith("_orig") for name in names):
+        norm, function = "spectral norm", "spectral_norm"
+    else:
+        return None
+    return (
+        f"old-style {norm} (torch.nn.utils.{function}) recomputes the weight from "
+        "other parameters in a pre-hook; remove it first with "
+        f"torch.nn.utils.remove_{function}"
+    )
 
 
 def _check_no_hooks(model: nn.Module) -> None:
     """Raise if a forward hook or reparametrization could change the data flow."""
     for prefix, module in model.named_modules():
-        norm = _reparametrization(module)
-        if norm is not None:
-            raise _unsupported(
-                module,
-                prefix,
-                f"old-style {norm[0]} (torch.nn.utils.{norm[1]}) recomputes the "
-                "weight from other parameters in a pre-hook; remove it first with "
-                f"torch.nn.utils.remove_{norm[1]}",
-            )
+        reason = _reparametrization(module)
+        if reason is not None:
+            raise _unsupported(module, prefix, reason)
         if type(module) not in _HANDLERS and not isinstance(module, nn.Sequential):
             continue  # refused by _visit, with a more specific reason
         kinds = [
