@@ -560,6 +560,28 @@ def test_integer_weight_vectors_are_accepted_in_any_container(source):
     assert default_value_range(source) == default_value_range(expected)
 
 
+@pytest.mark.parametrize("as_state_dict", [False, True])
+def test_pruned_layers_give_the_weights_they_compute_with(as_state_dict):
+    """Regression: a pruned layer's 0/1 mask was read as weights and its
+    pruned weights were counted at their unpruned values."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    torch.nn.utils.prune.l1_unstructured(model[0], "weight", amount=0.5)
+    pruned = model.state_dict() if as_state_dict else model
+    vector = weight_vector(pruned)
+    sizes = layer_sizes(pruned)
+    torch.nn.utils.prune.remove(model[0], "weight")  # bakes the mask in
+    np.testing.assert_array_equal(vector, weight_vector(model))
+    np.testing.assert_array_equal(sizes, layer_sizes(model))
+    assert (vector == 0).sum() == 24  # half of the 48 first-layer weights
+
+
+def test_pruning_mask_of_wrong_shape_is_refused():
+    state_dict = {"w_orig": torch.ones(2, 3), "w_mask": torch.ones(3, 2)}
+    with pytest.raises(ValueError, match=r"pruning mask 'w_mask' has shape \(3, 2\)"):
+        weight_vector(state_dict)
+
+
 def test_bool_tensors_in_a_state_dict_are_skipped():
     """Issue 5: boolean tensors are skipped, like integer num_batches_tracked."""
     state_dict = {

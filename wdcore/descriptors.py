@@ -112,16 +112,58 @@ def _named_tensors(source: object) -> tuple[list[tuple[str, object]], set | None
         parameter_names = {
             name for name, _ in source.named_parameters(remove_duplicate=False)
         }
-        return list(source.state_dict().items()), parameter_names
+        return _fold_pruning_masks(list(source.state_dict().items()), parameter_names)
     if isinstance(source, str | os.PathLike):
-        return list(io.load_state_dict(source).items()), None
+        return _fold_pruning_masks(list(io.load_state_dict(source).items()), None)
     if isinstance(source, Mapping):
-        return [(str(name), value) for name, value in source.items()], None
+        pairs = [(str(name), value) for name, value in source.items()]
+        return _fold_pruning_masks(pairs, None)
     raise TypeError(
         f"source of type {type(source).__name__!r} is not valid; expected an "
         "nn.Module, a state dict, a path to a .safetensors/.pt/.pth file or a "
         "1-D array of weights"
     )
+
+
+def _fold_pruning_masks(
+    pairs: list[tuple[str, object]], parameter_names: set | None
+) -> tuple[list[tuple[str, object]], set | None]:
+    """Replace each pruned ``X_orig``/``X_mask`` pair by the weight ``X`` in use.
+
+    ``torch.nn.utils.prune`` stores the unpruned weight as ``X_orig`` and a 0/1
+    mask as the buffer ``X_mask``, and the layer computes with their product.
+    Describing both would count every weight twice and the mask's zeros and
+    ones as weights; the product takes the place of ``X_orig``.
+    """
+    names = {name for name, _ in pairs}
+    pruned = {
+        name[: -len("_orig")]
+        for name in names
+        if name.endswith("_orig") and f"{name[: -len('_orig')]}_mask" in names
+    }
+    if not pruned:
+        return pairs, parameter_names
+    values = dict(pairs)
+    folded = []
+    for name, value in pairs:
+        base = name[: -len("_orig")]
+        if name.endswith("_mask") and name[: -len("_mask")] in pruned:
+            continue
+        if name.endswith("_orig") and base in pruned:
+            weight, mask = (
+                torch.as_tensor(values[f"{base}{end}"]) for end in ("_orig", "_mask")
+            )
+            if weight.shape != mask.shape:
+                raise ValueError(
+                    f"pruning mask {base + '_mask'!r} has shape {tuple(mask.shape)}"
+                    f"; expected the shape of {name!r}, {tuple(weight.shape)}"
+                )
+            value = weight * mask.to(weight.dtype)
+            if parameter_names is not None and name in parameter_names:
+                parameter_names = parameter_names | {base}
+            name = base
+        folded.append((name, value))
+    return folded, parameter_names
 
 
 def _is_selected(
@@ -219,7 +261,9 @@ def weight_tensors(source: object, *, include: str = "all") -> dict[str, np.ndar
     -------
     dict of str to ndarray of shape (n_elements,)
         In state-dict order. float16/bfloat16 tensors are converted to float32;
-        integer and boolean tensors and empty tensors are skipped.
+        integer and boolean tensors and empty tensors are skipped. A layer
+        pruned with ``torch.nn.utils.prune`` gives the weight it computes with,
+        ``X_orig * X_mask``, under the name ``X``; the mask itself is dropped.
 
     Raises
     ------
