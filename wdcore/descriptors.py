@@ -135,20 +135,15 @@ def _fold_pruning_masks(
     Describing both would count every weight twice and the mask's zeros and
     ones as weights; the product takes the place of ``X_orig``.
     """
-    names = {name for name, _ in pairs}
-    pruned = {
-        name[: -len("_orig")]
-        for name in names
-        if name.endswith("_orig") and f"{name[: -len('_orig')]}_mask" in names
-    }
+    pruned = set(io.pruned_tensor_names(name for name, _ in pairs))
     if not pruned:
         return pairs, parameter_names
     values = dict(pairs)
     folded = []
     for name, value in pairs:
-        base = name[: -len("_orig")]
-        if name.endswith("_mask") and name[: -len("_mask")] in pruned:
+        if name.endswith("_mask") and name.removesuffix("_mask") in pruned:
             continue
+        base = name.removesuffix("_orig")
         if name.endswith("_orig") and base in pruned:
             weight, mask = (
                 torch.as_tensor(values[f"{base}{end}"]) for end in ("_orig", "_mask")
@@ -743,25 +738,16 @@ def _range_numbers(value_range: object) -> np.ndarray:
         raise wrong_type from error
     if array.dtype.kind in "iuf":
         return array.astype(np.float64)
-    if array.dtype.kind == "O":  # Python ints too large for int64, or a mix
-        items = array.reshape(-1).tolist()
-        if all(isinstance(item, numbers.Real) for item in items) and not any(
-            isinstance(item, bool) for item in items
-        ):
-            # float() of an int beyond float64 overflows; call it infinite so
-            # that the range check below names it as too large.
-            return np.array(
-                [_float_or_inf(item) for item in items], dtype=np.float64
-            ).reshape(array.shape)
+    if array.dtype.kind == "O":  # Python ints beyond int64, or a mix of types
+        if any(isinstance(item, bool | str | bytes) for item in array.flat):
+            raise wrong_type
+        try:
+            return array.astype(np.float64)
+        except OverflowError:  # an int beyond float64: refused below as too large
+            return np.full(array.shape, np.inf)
+        except (TypeError, ValueError) as error:
+            raise wrong_type from error
     raise wrong_type
-
-
-def _float_or_inf(number: numbers.Real) -> float:
-    """``float(number)``, or signed infinity if it is beyond float64."""
-    try:
-        return float(number)
-    except OverflowError:
-        return float("inf") if number > 0 else float("-inf")
 
 
 def _is_valid_range(ranges: np.ndarray, n_bins: int) -> np.ndarray:

@@ -23,7 +23,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "load_state_dict",
     "natural_key_order",
+    "pruned_tensor_names",
     "save_state_dict",
 ]
 
@@ -382,10 +383,8 @@ def _refused_global(error: BaseException) -> str | None:
     is not a valid pickle rather than one that asks for arbitrary objects.
     """
     text = ANSI_ESCAPE.sub("", str(error))
-    match = re.search(r"(Unsupported global: GLOBAL .*?\.)(?:\s|$)", text)
-    if match:
-        return match.group(1)
-    match = re.search(r"(Trying to load unsupported GLOBAL .*?\.)(?:\s|$)", text)
+    pattern = r"((?:Unsupported global: |Trying to load unsupported )GLOBAL .*?\.)"
+    match = re.search(pattern + r"(?:\s|$)", text)
     return match.group(1) if match else None
 
 
@@ -408,6 +407,35 @@ def _reason(path: Path, error: BaseException) -> str:
     if message == type(error).__name__:
         return message
     return f"{type(error).__name__}: {message}"
+
+
+def pruned_tensor_names(names: Iterable[str]) -> list[str]:
+    """Names ``X`` that ``torch.nn.utils.prune`` split into ``X_orig`` and ``X_mask``.
+
+    A pruned layer keeps its unpruned tensor as ``X_orig`` and a 0/1 mask as
+    ``X_mask``, and computes with their product.
+
+    Parameters
+    ----------
+    names : iterable of str
+        State-dict keys, or the parameter and buffer names of one module.
+
+    Returns
+    -------
+    list of str
+        Sorted names ``X`` for which both ``X_orig`` and ``X_mask`` are listed.
+
+    Examples
+    --------
+    >>> pruned_tensor_names(["0.bias", "0.weight_orig", "0.weight_mask", "1.w_orig"])
+    ['0.weight']
+    """
+    names = set(names)
+    return sorted(
+        name.removesuffix("_orig")
+        for name in names
+        if name.endswith("_orig") and f"{name.removesuffix('_orig')}_mask" in names
+    )
 
 
 def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:

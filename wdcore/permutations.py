@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from wdcore._random import RandomState, check_random_state
+from wdcore.io import pruned_tensor_names
 
 __all__ = [
     "PermutationGroup",
@@ -618,11 +619,7 @@ def _reparametrization(module: nn.Module) -> str | None:
     buffers = {name for name, _ in module.named_buffers(recurse=False)}
     hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
     hook_types = {type(hook).__name__ for hook in hooks}
-    pruned = sorted(
-        name[: -len("_orig")]
-        for name in names
-        if name.endswith("_orig") and f"{name[: -len('_orig')]}_mask" in buffers
-    )
+    pruned = pruned_tensor_names(names | buffers)
     if pruned or any(isinstance(hook, prune.BasePruningMethod) for hook in hooks):
         tensor = pruned[0] if pruned else "weight"
         return (
