@@ -13,6 +13,7 @@ from wdcore.experiments import (
     GalleryDistances,
     descriptor_distances,
     distance_to_final,
+    drifts_apart,
     dynamics_configs,
     gallery_cell_changes,
     gallery_configs,
@@ -585,3 +586,33 @@ def test_share_left_on_straight_paths(seed, percent):
 def test_share_left_refuses_bad_input(to_final, progress, percent, match):
     with pytest.raises(ValueError, match=match):
         share_left(to_final, progress, percent=percent)
+
+
+# drifts_apart ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("between", "margin", "expected"),
+    [
+        ([0.25, 0.5, 0.375], 0.5, True),  # exactly 50 % above the start
+        ([0.25, 0.5, 0.37], 0.5, False),  # a higher peak does not count
+        ([0.2, 0.21], 0.0, True),
+        ([0.2, 0.2], 0.0, True),
+        ([0.2, 0.1], 0.0, False),
+        ([0.0, 0.0], 0.5, True),  # identical throughout: no rise is needed
+    ],
+)
+def test_drifts_apart_compares_the_end_with_the_start(between, margin, expected):
+    assert drifts_apart(between, margin=margin) is expected
+
+
+@pytest.mark.parametrize("margin", [-0.1, float("nan"), float("inf"), True, "0.1"])
+def test_drifts_apart_rejects_bad_margins(margin):
+    with pytest.raises(ValueError, match="margin=.* is not valid; expected a finite"):
+        drifts_apart([0.1, 0.2], margin=margin)
+
+
+@pytest.mark.parametrize("between", [[0.1], [[0.1, 0.2]], [0.1, float("nan")], [-1, 1]])
+def test_drifts_apart_rejects_bad_distances(between):
+    with pytest.raises(ValueError, match="between=.* is not valid; expected at least"):
+        drifts_apart(between)

@@ -16,6 +16,7 @@ from wdcore.robustness import (
     apply_representations,
     compare_choices,
     compare_with_paper,
+    findings_by_group,
     fit_representations,
     informativeness,
     informativeness_table,
@@ -1040,3 +1041,44 @@ def test_ratio_by_group_rejects_bad_groups(groups, message):
     points = np.arange(3.0)[:, None]
     with pytest.raises(ValueError, match=message):
         ratio_by_group({("raw", 1): points}, {("raw", 1): points[:, None, :]}, groups)
+
+
+# findings_by_group ---------------------------------------------------------------
+
+
+def test_findings_by_group_agrees_with_compare_with_paper():
+    # Each group's verdicts are those compare_with_paper gives its own table.
+    paper = load_paper_table()
+    flipped = paper.assign(ratio=paper.ratio.to_numpy()[::-1])
+    within = pd.DataFrame(
+        {
+            "as printed": paper.set_index(["representation", "dim"]).ratio,
+            "flipped": flipped.set_index(["representation", "dim"]).ratio,
+        }
+    )
+    verdicts = findings_by_group(within)
+    for group, table in (("as printed", paper), ("flipped", flipped)):
+        expected = compare_with_paper(table, paper).set_index("finding").holds
+        assert verdicts[group].to_dict() == expected.to_dict()
+    assert set(verdicts["as printed"]) == {"yes"}
+    assert "no" in set(verdicts["flipped"])
+
+
+def test_findings_by_group_marks_missing_representations_not_checked():
+    within = pd.DataFrame(
+        {"a": [0.1, 0.2]},
+        index=pd.MultiIndex.from_tuples(
+            [("mi_wd", 16), ("mi_wd", 64)], names=["representation", "dim"]
+        ),
+    )
+    verdicts = findings_by_group(within)["a"]
+    assert verdicts["Global statistics are the most invariant"] == "not checked"
+    assert verdicts["PCA's ratio grows with the number of components"] == "not checked"
+
+
+@pytest.mark.parametrize(
+    "within", [pd.DataFrame({"a": [0.1]}), "table", pd.Series([0.1], name="a")]
+)
+def test_findings_by_group_rejects_other_tables(within):
+    with pytest.raises(ValueError, match="within=.* is not valid; expected a table"):
+        findings_by_group(within)

@@ -58,6 +58,7 @@ __all__ = [
     "distance_to_final",
     "dynamics_configs",
     "dynamics_zoo",
+    "drifts_apart",
     "gallery_cell_changes",
     "gallery_configs",
     "gallery_distances",
@@ -1269,6 +1270,57 @@ def distance_to_final(descriptors: np.ndarray) -> np.ndarray:
     """
     stack = _as_descriptor_stack("descriptors", descriptors, min_count=1)
     return descriptor_distances(stack, stack[-1:])[:, 0]  # (n_snapshots,)
+
+
+def drifts_apart(between: np.ndarray, *, margin: float = 0.1) -> bool:
+    """Whether two networks end training further apart than they started.
+
+    Parameters
+    ----------
+    between : array-like of shape (n_snapshots,)
+        Descriptor distance between the two networks at each snapshot, from
+        initialization to the end of training.
+    margin : float, default=0.1
+        The final distance must be at least ``1 + margin`` times the first; a
+        smaller rise is read as no drift, since it is within what a slightly
+        different snapshot choice can change.
+
+    Returns
+    -------
+    bool
+        ``between[-1] >= (1 + margin) * between[0]``.
+
+    Raises
+    ------
+    ValueError
+        If ``between`` is not 1-D with at least two finite distances >= 0, or
+        ``margin`` is not a finite number >= 0.
+
+    Examples
+    --------
+    >>> drifts_apart([0.18, 0.20, 0.21]), drifts_apart([0.18, 0.20, 0.19])
+    (True, False)
+    """
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, numbers.Real)
+        or not 0 <= margin < np.inf
+    ):
+        raise ValueError(
+            f"margin={margin!r} is not valid; expected a finite number >= 0"
+        )
+    distances = np.asarray(between, dtype=float)  # (n_snapshots,)
+    if (
+        distances.ndim != 1
+        or len(distances) < 2
+        or not np.all(np.isfinite(distances))
+        or np.any(distances < 0)
+    ):
+        raise ValueError(
+            f"between={np.round(distances, 4).tolist()!r} is not valid; expected "
+            "at least two finite distances >= 0, one per snapshot"
+        )
+    return bool(distances[-1] >= (1 + margin) * distances[0])
 
 
 def share_left(

@@ -58,6 +58,7 @@ __all__ = [
     "apply_representations",
     "compare_choices",
     "compare_with_paper",
+    "findings_by_group",
     "fit_representations",
     "informativeness",
     "informativeness_table",
@@ -1284,6 +1285,50 @@ def compare_with_paper(
             finding = f"Global statistics carry less information than MI-WD {size}"
             rows.append((finding, "stated without numbers", ours_text, verdict))
     return pd.DataFrame(rows, columns=["finding", "paper", "ours", "holds"])
+
+
+def findings_by_group(within: pd.DataFrame) -> pd.DataFrame:
+    """Check each of the paper's findings inside every group of models.
+
+    Parameters
+    ----------
+    within : pandas.DataFrame
+        What :func:`ratio_by_group` returns: indexed by ``representation,
+        dim``, one column of ratios per group (a column of the whole zoo's
+        ratios may be added).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by finding (in the order of :data:`FINDINGS`), one column per
+        group holding one of :data:`VERDICTS`.
+
+    Raises
+    ------
+    ValueError
+        If ``within`` is not indexed by ``representation, dim``.
+
+    Examples
+    --------
+    >>> paper = load_paper_table().set_index(["representation", "dim"]).ratio
+    >>> within = pd.DataFrame({"a": paper, "b": paper.iloc[::-1].to_numpy()})
+    >>> findings_by_group(within).iloc[:2].to_dict("list")
+    {'a': ['yes', 'yes'], 'b': ['no', 'no']}
+    """
+    names = list(within.index.names) if isinstance(within, pd.DataFrame) else None
+    if names != ["representation", "dim"]:
+        raise ValueError(
+            f"within={type(within).__name__} indexed by {names!r} is not valid; "
+            "expected a table from ratio_by_group, indexed by "
+            "['representation', 'dim']"
+        )
+    columns = {}
+    for group in within.columns:
+        table = within[group].rename("ratio").reset_index()
+        columns[group] = [_verdict(check(table)[0]) for _, check in FINDINGS]
+    return pd.DataFrame(
+        columns, index=pd.Index([f for f, _ in FINDINGS], name="finding")
+    )
 
 
 def compare_choices(
